@@ -1,0 +1,53 @@
+/**
+ * @file cli.h
+ * @brief The `tinyseek` command: subcommands and a small flag parser.
+ *
+ * Every subcommand is `int cmd_NAME(int argc, char **argv)` with argv[0] the
+ * subcommand's name. It returns the exit status: 0 on success, 2 on bad input
+ * (after printing exactly one line naming what is wrong, via cli_error()).
+ */
+#ifndef TS_CLI_H
+#define TS_CLI_H
+
+#include <stdint.h>
+
+/** Kinds of flag value. */
+typedef enum {
+    OPT_INT,    /**< int, range-checked against min/max */
+    OPT_LONG,   /**< long, range-checked */
+    OPT_U64,    /**< uint64_t (seeds) */
+    OPT_FLOAT,  /**< float, range-checked */
+    OPT_STR,    /**< const char * (points into argv) */
+    OPT_FLAG    /**< int set to 1 when present; takes no value */
+} cli_opt_type;
+
+/** One flag a subcommand accepts. */
+typedef struct {
+    const char *name;   /**< without the leading dashes, e.g. "steps" for --steps */
+    cli_opt_type type;  /**< value kind */
+    void *dest;         /**< where the value goes (holds the default beforehand) */
+    const char *help;   /**< one line for --help */
+    double min, max;    /**< allowed range for numbers (ignored when min > max) */
+} cli_opt;
+
+/**
+ * @brief Parse `--name value` / `--name=value` / `--flag` arguments.
+ * Positional arguments (not starting with "--") are collected into
+ * @p positional (up to @p max_positional, which may be 0).
+ * On --help prints usage and returns 1; on a bad flag prints one line and returns 2;
+ * otherwise returns 0 and sets *n_positional.
+ */
+int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts,
+              int n_opts, const char **positional, int max_positional, int *n_positional);
+
+/** @brief Print "tinyseek: <message>" (printf-style) to stderr; returns 2. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** @brief Print "tinyseek: <ts_last_error()>" and return 2. */
+int cli_lib_error(void);
+
+/* Subcommands (one file each in src/cli/). */
+int cmd_data(int argc, char **argv);      /**< generate the toy task data sets (chapter 1) */
+int cmd_tokenizer(int argc, char **argv); /**< train / encode / decode with the BPE tokenizer (chapter 1) */
+
+#endif

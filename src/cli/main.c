@@ -1,0 +1,41 @@
+/**
+ * @file main.c
+ * @brief `tinyseek`: one command, one subcommand per task.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/common.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"data", cmd_data, "generate the toy arithmetic data sets (chapter 1)"},
+    {"tokenizer", cmd_tokenizer, "train, encode and decode with the byte-level BPE (chapter 1)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tinyseek <command> [flags]   (tinyseek <command> --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nmatmul backend: %s, threads: %d\n", ts_matmul_backend(), ts_num_threads());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (see tinyseek --help)", argv[1]);
+}

@@ -1,0 +1,132 @@
+/**
+ * @file arena.c
+ * @brief The parameter registry/arena and the activation bump allocator.
+ */
+#include "core/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ts_params_init(ts_params *p) { memset(p, 0, sizeof *p); }
+
+int ts_params_add(ts_params *p, const char *name, int ndim, const int *shape, int no_decay) {
+    if (p->data) {
+        ts_fail(TS_ERR_ARG, "parameter '%s' registered after the arena was allocated", name);
+        return -1;
+    }
+    if (ndim < 1 || ndim > TS_MAX_DIMS || strlen(name) >= TS_NAME_MAX) {
+        ts_fail(TS_ERR_ARG, "parameter '%s': bad rank %d or name too long", name, ndim);
+        return -1;
+    }
+    if (ts_params_find(p, name) >= 0) {
+        ts_fail(TS_ERR_ARG, "parameter '%s' registered twice", name);
+        return -1;
+    }
+    if (p->count == p->capacity) {
+        int cap = p->capacity ? 2 * p->capacity : 32;
+        ts_param *grown = realloc(p->params, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            ts_fail(TS_ERR_NOMEM, "out of memory registering parameter '%s'", name);
+            return -1;
+        }
+        p->params = grown;
+        p->capacity = cap;
+    }
+    ts_param *t = &p->params[p->count];
+    memset(t, 0, sizeof *t);
+    strcpy(t->name, name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0) {
+            ts_fail(TS_ERR_ARG, "parameter '%s': dimension %d is %d", name, i, shape[i]);
+            return -1;
+        }
+        t->shape[i] = shape[i];
+        t->numel *= (size_t)shape[i];
+    }
+    /* Keep every tensor 16-float (64-byte) aligned for vector loads. */
+    t->offset = (p->numel + 15) & ~(size_t)15;
+    t->no_decay = no_decay;
+    p->numel = t->offset + t->numel;
+    return p->count++;
+}
+
+ts_status ts_params_alloc(ts_params *p, int with_moments) {
+    p->data = ts_calloc(p->numel, sizeof(float), "parameters");
+    p->grad = ts_calloc(p->numel, sizeof(float), "gradients");
+    if (!p->data || !p->grad) return TS_ERR_NOMEM;
+    if (with_moments) {
+        p->m = ts_calloc(p->numel, sizeof(float), "AdamW first moment");
+        p->v = ts_calloc(p->numel, sizeof(float), "AdamW second moment");
+        if (!p->m || !p->v) return TS_ERR_NOMEM;
+    }
+    return TS_OK;
+}
+
+int ts_params_find(const ts_params *p, const char *name) {
+    for (int i = 0; i < p->count; i++)
+        if (strcmp(p->params[i].name, name) == 0) return i;
+    return -1;
+}
+
+ts_view ts_params_view(const ts_params *p, int idx, float *base) {
+    ts_view v;
+    memset(&v, 0, sizeof v);
+    const ts_param *t = &p->params[idx];
+    v.name = t->name;
+    v.data = base + t->offset;
+    v.ndim = t->ndim;
+    for (int i = 0; i < t->ndim; i++) v.shape[i] = t->shape[i];
+    return v;
+}
+
+void ts_params_zero_grad(ts_params *p) {
+    if (p->grad) memset(p->grad, 0, p->numel * sizeof(float));
+}
+
+void ts_params_free(ts_params *p) {
+    free(p->params);
+    free(p->data);
+    free(p->grad);
+    free(p->m);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+static void *arena_take(ts_arena *a, size_t bytes) {
+    size_t start = (a->used + 63) & ~(size_t)63;
+    if (!a->base) {
+        a->used = start + bytes;
+        return NULL;
+    }
+    if (start + bytes > a->size) {
+        ts_fail(TS_ERR_NOMEM, "activation arena exhausted: need %zu bytes, have %zu", start + bytes, a->size);
+        return NULL;
+    }
+    a->used = start + bytes;
+    return a->base + start;
+}
+
+float *ts_arena_floats(ts_arena *a, size_t count) { return arena_take(a, count * sizeof(float)); }
+
+int *ts_arena_ints(ts_arena *a, size_t count) { return arena_take(a, count * sizeof(int)); }
+
+ts_status ts_arena_create(ts_arena *a, size_t bytes) {
+    a->used = 0;
+    a->size = bytes;
+    a->base = NULL;
+    if (posix_memalign((void **)&a->base, 64, bytes ? bytes : 64) != 0) {
+        a->base = NULL;
+        return ts_fail(TS_ERR_NOMEM, "out of memory allocating a %zu-byte activation arena", bytes);
+    }
+    memset(a->base, 0, bytes);
+    return TS_OK;
+}
+
+void ts_arena_reset(ts_arena *a) { a->used = 0; }
+
+void ts_arena_free(ts_arena *a) {
+    free(a->base);
+    memset(a, 0, sizeof *a);
+}

@@ -1,0 +1,77 @@
+/**
+ * @file common.c
+ * @brief Error messages, checked allocation, threads and the clock.
+ */
+#include "core/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef TS_USE_BLAS
+#include <cblas.h>
+#endif
+
+static _Thread_local char last_error[512];
+
+ts_status ts_fail(ts_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *ts_last_error(void) { return last_error; }
+
+void ts_clear_error(void) { last_error[0] = '\0'; }
+
+void *ts_malloc(size_t bytes, const char *what) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) ts_fail(TS_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void *ts_calloc(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) ts_fail(TS_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    return p;
+}
+
+int ts_num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void ts_set_num_threads(int n) {
+    if (n <= 0) return;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+#ifdef TS_USE_BLAS
+    openblas_set_num_threads(n);
+#endif
+}
+
+const char *ts_matmul_backend(void) {
+#ifdef TS_USE_BLAS
+    static char name[96];
+    snprintf(name, sizeof name, "openblas (%s)", openblas_get_corename());
+    return name;
+#else
+    return "c loops";
+#endif
+}
+
+double ts_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

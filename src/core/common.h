@@ -1,0 +1,71 @@
+/**
+ * @file common.h
+ * @brief Status codes, the last-error message, and the shape names used everywhere.
+ *
+ * Shape names (written in comments as `// inp (B,T,C)`):
+ *   - B  batch size (sequences per step)
+ *   - T  sequence length (tokens per sequence)
+ *   - N  rows = B*T when a function does not care about sequences
+ *   - C  hidden size (`hidden_size`)
+ *   - H  attention heads, Hkv key/value heads
+ *   - D  head dimension
+ *   - V  vocabulary size
+ *
+ * Library functions never exit and never print errors: they return a
+ * ::ts_status and leave a one-line explanation in ts_last_error(). Only the
+ * command-line front end turns that into a message and exit status 2.
+ */
+#ifndef TS_COMMON_H
+#define TS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** π, since strict C11 headers do not define M_PI. */
+#define TS_PI 3.14159265358979323846
+
+/** Result of a library call that can fail. */
+typedef enum {
+    TS_OK = 0,          /**< success */
+    TS_ERR_IO = 1,      /**< a file could not be opened, read or written */
+    TS_ERR_FORMAT = 2,  /**< a file or string is malformed */
+    TS_ERR_RANGE = 3,   /**< a value is outside what is allowed */
+    TS_ERR_NOMEM = 4,   /**< an allocation failed */
+    TS_ERR_ARG = 5      /**< a caller passed an invalid argument */
+} ts_status;
+
+/**
+ * @brief Record the message of the most recent error (printf-style).
+ * @return the status passed in, so callers can write `return ts_fail(TS_ERR_IO, "...")`.
+ */
+ts_status ts_fail(ts_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/** @brief The message recorded by the last ts_fail() on this thread ("" if none). */
+const char *ts_last_error(void);
+
+/** @brief Forget the last error message. */
+void ts_clear_error(void);
+
+/** @brief malloc that records an error message naming @p what on failure. */
+void *ts_malloc(size_t bytes, const char *what);
+
+/** @brief calloc that records an error message naming @p what on failure. */
+void *ts_calloc(size_t count, size_t size, const char *what);
+
+/** @brief Number of worker threads the library uses (OpenMP and BLAS). */
+int ts_num_threads(void);
+
+/**
+ * @brief Set the number of threads for OpenMP loops and for OpenBLAS.
+ * @param n threads; 0 means "leave the default" (OMP_NUM_THREADS or the core count).
+ */
+void ts_set_num_threads(int n);
+
+/** @brief Name of the matmul backend compiled in: "openblas (<core>)" or "c loops". */
+const char *ts_matmul_backend(void);
+
+/** @brief Monotonic wall clock in seconds, for progress displays and benchmarks. */
+double ts_now(void);
+
+#endif
