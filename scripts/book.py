@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""Assemble chapters/*.md into book.md.
+
+    scripts/book.py                          write book.md from chapters/
+    scripts/book.py --check                  exit 1 if book.md differs from a fresh build
+    scripts/book.py --chapters DIR --out FILE
+
+What it does, in filename order over DIR/*.md:
+
+  * takes each chapter's first `# ` heading as its title and builds a table of
+    contents linking to an anchor placed before the chapter;
+  * replaces every line of the exact form `\\snippet PATH NAME` (outside fenced
+    code blocks) with a fenced code block holding the lines between the two
+    lines of PATH that contain `//! [NAME]` (the marker lines excluded, other
+    markers nested inside dropped, common indentation removed), captioned with
+    the file and line range and linked to the file. This is the same directive
+    Doxygen reads, so a chapter renders both here and in `make docs`;
+  * rewrites relative links and images (`](../figures/x.svg)`) so they still
+    resolve from the folder book.md is written to.
+
+Any problem (a missing file, a missing or unclosed marker, a chapter without a
+title) ends with one line naming the chapter file and line, and exit status 1.
+Paths in `\\snippet` are relative to the repository root (--root).
+Standard library only; run with Debian's /usr/bin/python3.
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+
+SNIPPET_RE = re.compile(r"^\\snippet[ \t]+(\S+)[ \t]+(\S+)[ \t]*$")
+FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+TITLE_RE = re.compile(r"^# +(.+?)[ \t]*#*[ \t]*$")
+# Markdown links/images with a relative target: ](target) or ](target "title")
+LINK_RE = re.compile(r"(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
+IMG_SRC_RE = re.compile(r"(<img\b[^>]*?\bsrc=\")([^\"]+)(\")")
+MARKER_ANY_RE = re.compile(r"^\s*//!\s*\[[^\]]+\]\s*$")
+
+LANGS = {".c": "c", ".h": "c", ".cu": "cuda", ".py": "python", ".sh": "bash",
+         ".mk": "make", ".json": "json", ".gp": "gnuplot", ".md": "markdown"}
+
+
+class BookError(Exception):
+    """A problem in a chapter; the message is the one line to print."""
+
+
+def anchor_for(chapter_file):
+    """Stable anchor id from the chapter's file name: 01-tokens-and-tasks.md -> ch-01-tokens-and-tasks."""
+    stem = os.path.splitext(os.path.basename(chapter_file))[0]
+    return "ch-" + re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-")
+
+
+def dedent(lines):
+    """Remove the common leading whitespace of non-blank lines (tabs count as one character)."""
+    widths = [len(l) - len(l.lstrip(" \t")) for l in lines if l.strip()]
+    cut = min(widths) if widths else 0
+    return [l[cut:] if l.strip() else "" for l in lines]
+
+
+def extract_snippet(root, path, name, where):
+    """Return (first_line, last_line, lines) of the region marked //! [name] in path."""
+    full = os.path.join(root, path)
+    if not os.path.isfile(full):
+        raise BookError(f"{where}: \\snippet {path} {name}: no such file {path}")
+    with open(full, encoding="utf-8") as f:
+        text = f.read().split("\n")
+    if text and text[-1] == "":
+        text.pop()
+    marker = f"//! [{name}]"
+    hits = [i for i, line in enumerate(text) if marker in line]
+    if not hits:
+        raise BookError(f"{where}: \\snippet {path} {name}: no line in {path} contains '{marker}'")
+    if len(hits) == 1:
+        raise BookError(f"{where}: \\snippet {path} {name}: marker '{marker}' opened at {path}:{hits[0] + 1} "
+                        f"is never closed")
+    if len(hits) > 2:
+        at = ", ".join(str(h + 1) for h in hits)
+        raise BookError(f"{where}: \\snippet {path} {name}: marker '{marker}' appears {len(hits)} times in "
+                        f"{path} (lines {at}); expected exactly 2")
+    start, end = hits[0] + 1, hits[1] - 1          # 0-based, inclusive
+    body = text[start:end + 1]
+    if not any(l.strip() for l in body):
+        raise BookError(f"{where}: \\snippet {path} {name}: the markers at {path}:{hits[0] + 1} and "
+                        f"{hits[1] + 1} enclose no code")
+    # Drop other regions' marker lines nested inside this one (they are noise to a reader).
+    body = [l for l in body if not MARKER_ANY_RE.match(l)]
+    return start + 1, end + 1, [l.rstrip() for l in dedent(body)]
+
+
+def rewrite_link(target, chapter_dir, out_dir, root):
+    """Make a chapter-relative link target relative to the output file's folder."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith(("#", "/")):
+        return target
+    path, hash_, frag = target.partition("#")
+    if not path:
+        return target
+    resolved = os.path.normpath(os.path.join(chapter_dir, path))
+    rel = os.path.relpath(resolved, out_dir)
+    return rel.replace(os.sep, "/") + hash_ + frag
+
+
+def render_chapter(chapter_path, display, root, out_dir):
+    """Return (title, markdown) for one chapter."""
+    with open(chapter_path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    chapter_dir = os.path.dirname(os.path.abspath(chapter_path))
+    title = None
+    out = []
+    fence = None        # the fence string that opened the current code block
+    for n, line in enumerate(lines, 1):
+        where = f"{display}:{n}"
+        m = FENCE_RE.match(line)
+        if fence is not None:
+            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                    and not line.strip()[len(m.group(1)):].strip():
+                fence = None
+            out.append(line)
+            continue
+        if m:
+            fence = m.group(1)
+            out.append(line)
+            continue
+        if title is None:
+            t = TITLE_RE.match(line)
+            if t:
+                title = t.group(1)
+        s = SNIPPET_RE.match(line)
+        if s:
+            path, name = s.group(1), s.group(2)
+            first, last, body = extract_snippet(root, path, name, where)
+            lang = LANGS.get(os.path.splitext(path)[1], "c")
+            ticks = "```"
+            while any(l.startswith(ticks) for l in body):
+                ticks += "`"
+            link = os.path.relpath(os.path.join(root, path), out_dir).replace(os.sep, "/")
+            out.append(f"*[{path}, lines {first}–{last}]({link}#L{first}-L{last})*")
+            out.append("")
+            out.append(ticks + lang)
+            out.extend(body)
+            out.append(ticks)
+            continue
+        if line.lstrip().startswith("\\snippet"):
+            raise BookError(f"{where}: malformed directive '{line.strip()}' "
+                            f"(expected exactly: \\snippet PATH NAME)")
+        line = LINK_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root)
+                           + mm.group(3), line)
+        line = IMG_SRC_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root)
+                              + mm.group(3), line)
+        out.append(line)
+    if fence is not None:
+        raise BookError(f"{display}: a ``` code block is opened and never closed")
+    if title is None:
+        raise BookError(f"{display}:1: no '# Title' heading (the first '# ' line names the chapter)")
+    return title, "\n".join(out)
+
+
+def build(chapters_dir, root, out_path):
+    """Return the whole book as a string."""
+    if not os.path.isdir(chapters_dir):
+        raise BookError(f"{chapters_dir}: no such folder")
+    files = sorted(f for f in os.listdir(chapters_dir) if f.endswith(".md"))
+    out_dir = os.path.dirname(os.path.abspath(out_path))
+    parts = []
+    toc = []
+    for f in files:
+        path = os.path.join(chapters_dir, f)
+        display = os.path.relpath(path, root) if not os.path.relpath(path, root).startswith("..") else path
+        title, text = render_chapter(path, display, root, out_dir)
+        anchor = anchor_for(f)
+        toc.append(f"{len(toc) + 1}. [{title}](#{anchor})")
+        parts.append(f'<a id="{anchor}"></a>\n\n{text}\n')
+    head = ["<!-- Generated by scripts/book.py from chapters/*.md and the //! [markers] in src/.",
+            "     Do not edit: change the chapters or the code, then run `make book-md`. -->",
+            "",
+            "# tinyseek: DeepSeek's ideas in a tiny C transformer",
+            "",
+            "## Contents",
+            ""]
+    head += toc if toc else ["*(no chapters yet)*"]
+    book = "\n".join(head) + "\n"
+    for p in parts:
+        book += "\n---\n\n" + p
+    return book
+
+
+def write_atomically(path, text):
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".book-", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_root = os.path.dirname(here)
+    ap = argparse.ArgumentParser(description="Assemble chapters/*.md into book.md.")
+    ap.add_argument("--root", default=default_root, help="repository root (snippet paths are relative to it)")
+    ap.add_argument("--chapters", help="folder of NN-name.md chapters (default ROOT/chapters)")
+    ap.add_argument("--out", help="output file (default ROOT/book.md)")
+    ap.add_argument("--check", action="store_true",
+                    help="do not write; exit 1 if --out differs from what would be written")
+    a = ap.parse_args()
+    root = os.path.abspath(a.root)
+    chapters = a.chapters or os.path.join(root, "chapters")
+    out = a.out or os.path.join(root, "book.md")
+    try:
+        book = build(chapters, root, out)
+    except BookError as e:
+        print(f"book: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"book: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
+    rel_out = os.path.relpath(out, root) if not os.path.relpath(out, root).startswith("..") else out
+    if a.check:
+        try:
+            with open(out, encoding="utf-8") as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = None
+        if old != book:
+            why = "it does not exist" if old is None else _first_difference(old, book)
+            print(f"book: {rel_out} is stale: run make book-md ({why})", file=sys.stderr)
+            return 1
+        return 0
+    write_atomically(out, book)
+    n = book.count('<a id="ch-')
+    print(f"book: wrote {rel_out} ({n} chapter{'s' if n != 1 else ''}, {book.count(chr(10))} lines)")
+    return 0
+
+
+def _first_difference(old, new):
+    a, b = old.split("\n"), new.split("\n")
+    for i, (x, y) in enumerate(zip(a, b), 1):
+        if x != y:
+            return f"first difference at line {i}"
+    return f"first difference at line {min(len(a), len(b)) + 1}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
