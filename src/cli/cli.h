@@ -49,5 +49,9 @@ int cli_lib_error(void);
 /* Subcommands (one file each in src/cli/). */
 int cmd_data(int argc, char **argv);      /**< generate the toy task data sets (chapter 1) */
 int cmd_tokenizer(int argc, char **argv); /**< train / encode / decode with the BPE tokenizer (chapter 1) */
+int cmd_pretrain(int argc, char **argv);  /**< train a model on a token stream (chapter 2) */
+int cmd_generate(int argc, char **argv);  /**< prefill + KV-cache decode (chapter 2) */
+int cmd_logits(int argc, char **argv);    /**< write the logits of a sequence to .npy (chapter 2) */
+int cmd_info(int argc, char **argv);      /**< parameter counts and KV-cache sizes of a config */
 
 #endif

@@ -17,6 +17,10 @@ typedef struct {
 static const command commands[] = {
     {"data", cmd_data, "generate the toy arithmetic data sets (chapter 1)"},
     {"tokenizer", cmd_tokenizer, "train, encode and decode with the byte-level BPE (chapter 1)"},
+    {"pretrain", cmd_pretrain, "train a model on the toy data or any text (chapter 2)"},
+    {"generate", cmd_generate, "complete prompts with the KV-cache decoder (chapter 2)"},
+    {"logits", cmd_logits, "write the logits of a token sequence to a .npy file (chapter 2)"},
+    {"info", cmd_info, "parameter counts and KV-cache size of a config (chapters 2-5)"},
 };
 
 static void usage(FILE *f) {

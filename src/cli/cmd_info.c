@@ -1,0 +1,80 @@
+/**
+ * @file cmd_info.c
+ * @brief `tinyseek info`: parameter counts and KV-cache size of any supported config.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "model/model.h"
+
+/* KV-cache elements per token per layer, by attention kind. */
+static long long kv_elements_per_token_layer(const ts_config *c) {
+    if (c->arch == TS_ARCH_DEEPSEEK_V3) return (long long)c->kv_lora_rank + c->qk_rope_head_dim; // MLA: c_kv + k_rope
+    return 2LL * c->num_key_value_heads * c->head_dim;                                          // K and V heads
+}
+
+static void human(double x, char *buf, size_t cap) {
+    const char *unit[] = {"", "K", "M", "G", "T"};
+    int u = 0;
+    while (x >= 1000 && u < 4) {
+        x /= 1000;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.2f%s" : "%.0f%s", x, unit[u]);
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *config = NULL;
+    int seq = 0, bytes_per = 2;
+    cli_opt opts[] = {
+        {"seq", OPT_INT, &seq, "context length for the total cache (default max_position_embeddings)", 1, 1 << 30},
+        {"bytes", OPT_INT, &bytes_per, "bytes per cached element (2 = BF16 as served, 4 = fp32 as tinyseek runs)", 1, 8},
+    };
+    const char *pos[1];
+    int n_pos = 0;
+    int rc = cli_parse("info", "[flags] CONFIG.json|MODEL_DIR", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos,
+                       1, &n_pos);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (n_pos != 1) return cli_error("info: give one config.json or checkpoint folder");
+    char path[4096];
+    config = pos[0];
+    size_t len = strlen(config);
+    if (len < 5 || strcmp(config + len - 5, ".json") != 0) {
+        snprintf(path, sizeof path, "%s/config.json", config);
+        config = path;
+    }
+    ts_config c;
+    if (ts_config_load(&c, config)) return cli_lib_error();
+    if (seq == 0) seq = c.max_position_embeddings;
+    long long total, active;
+    ts_model_count_params(&c, &total, &active);
+    char t[32], a[32];
+    human((double)total, t, sizeof t);
+    human((double)active, a, sizeof a);
+    const char *kind = c.arch == TS_ARCH_DEEPSEEK_V3 ? "MLA"
+                       : c.num_key_value_heads == c.num_attention_heads ? "MHA"
+                       : c.num_key_value_heads == 1 ? "MQA" : "GQA";
+    printf("config            %s (model_type %s, attention %s)\n", config, c.model_type, kind);
+    printf("layers            %d, hidden %d, heads %d (kv heads %d), vocab %d\n", c.num_hidden_layers, c.hidden_size,
+           c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
+    printf("parameters        %lld total (%s), %lld activated per token (%s)\n", total, t, active, a);
+    long long per = kv_elements_per_token_layer(&c);
+    long long per_token = per * c.num_hidden_layers;
+    printf("kv cache          %lld elements per token per layer", per);
+    if (c.arch == TS_ARCH_DEEPSEEK_V3)
+        printf(" (kv_lora_rank %d + qk_rope_head_dim %d)", c.kv_lora_rank, c.qk_rope_head_dim);
+    else
+        printf(" (2 x %d kv heads x head_dim %d)", c.num_key_value_heads, c.head_dim);
+    printf("\n                  %lld elements per token (all %d layers) = %lld bytes at %d bytes/element\n", per_token,
+           c.num_hidden_layers, per_token * bytes_per, bytes_per);
+    char tot[32];
+    human((double)per_token * bytes_per * seq, tot, sizeof tot);
+    printf("                  %sB for one sequence of %d tokens\n", tot, seq);
+    if (c.arch == TS_ARCH_DEEPSEEK_V3) {
+        long long mha = 2LL * c.num_attention_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim) * c.num_hidden_layers;
+        printf("                  an MHA model with the same heads would cache %lld elements per token (%.1fx more)\n",
+               mha, (double)mha / per_token);
+    }
+    return 0;
+}

@@ -1,0 +1,162 @@
+/**
+ * @file cmd_pretrain.c
+ * @brief `tinyseek pretrain`: train a model from scratch (or resume) on the toy data or any text file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "data/bpe.h"
+#include "io/fileio.h"
+#include "model/checkpoint.h"
+#include "train/pretrain.h"
+
+/* Tokenize a whole file into a stream. */
+static int encode_file(const bpe_tokenizer *tok, const char *path, int **ids, size_t *n) {
+    char *text = NULL;
+    size_t len = 0;
+    if (ts_read_file(path, &text, &len)) return cli_lib_error();
+    ts_status st = bpe_encode(tok, text, len, ids, n);
+    free(text);
+    if (st) return cli_lib_error();
+    return 0;
+}
+
+static int file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int cmd_pretrain(int argc, char **argv) {
+    ts_train_opts o = ts_train_opts_default();
+    const char *config = NULL, *data = NULL, *text = NULL, *tokenizer = NULL, *out = NULL, *metrics = NULL;
+    uint64_t init_seed = 1;
+    int threads = 0, resume = 0, quiet = 0;
+    float wd = o.adamw.weight_decay;
+    cli_opt opts[] = {
+        {"config", OPT_STR, &config, "model config.json (not needed with --resume)", 1, 0},
+        {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses pretrain_train.txt / pretrain_test.txt)", 1, 0},
+        {"text", OPT_STR, &text, "any text file instead of --data (the last 10% is held out)", 1, 0},
+        {"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (from `tinyseek tokenizer train`)", 1, 0},
+        {"out", OPT_STR, &out, "checkpoint folder to write (a Hugging Face model folder)", 1, 0},
+        {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
+        {"steps", OPT_LONG, &o.steps, "optimizer steps", 1, 1e9},
+        {"batch", OPT_INT, &o.batch_size, "sequences per step (B)", 1, 4096},
+        {"seq", OPT_INT, &o.seq_len, "tokens per sequence (T)", 2, 1 << 20},
+        {"lr", OPT_FLOAT, &o.lr, "peak learning rate", 0, 10},
+        {"min-lr", OPT_FLOAT, &o.min_lr, "final learning rate (cosine)", 0, 10},
+        {"warmup", OPT_LONG, &o.warmup, "linear warmup steps", 0, 1e9},
+        {"clip", OPT_FLOAT, &o.grad_clip, "global gradient-norm clip (0 = off)", 0, 1e9},
+        {"wd", OPT_FLOAT, &wd, "AdamW weight decay", 0, 10},
+        {"eval-every", OPT_LONG, &o.eval_every, "held-out evaluation period (steps)", 0, 1e9},
+        {"eval-batches", OPT_INT, &o.eval_batches, "batches per evaluation", 1, 100000},
+        {"save-every", OPT_LONG, &o.save_every, "checkpoint period (steps, 0 = at the end)", 0, 1e9},
+        {"seed", OPT_U64, &o.seed, "data-order seed", 1, 0},
+        {"init-seed", OPT_U64, &init_seed, "weight-initialisation seed", 1, 0},
+        {"threads", OPT_INT, &threads, "threads (0 = OMP_NUM_THREADS or all cores)", 0, 1024},
+        {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
+        {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
+        {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
+    };
+    int rc = cli_parse("pretrain", "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]", argc, argv, opts,
+                       (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    ts_set_num_threads(threads);
+    o.adamw.weight_decay = wd;
+    o.resume = resume;
+    o.quiet = quiet;
+    if (!tokenizer) return cli_error("pretrain: --tokenizer is required");
+    if (!data == !text) return cli_error("pretrain: give exactly one of --data DIR or --text FILE");
+    if (!out) return cli_error("pretrain: --out is required");
+    if (!config && !resume) return cli_error("pretrain: --config is required (or --resume to continue a run)");
+    if (o.warmup >= o.steps && o.steps > 1) return cli_error("pretrain: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
+    char metrics_buf[4096], config_buf[4096];
+    if (!metrics) {
+        snprintf(metrics_buf, sizeof metrics_buf, "%s/metrics.csv", out);
+        metrics = metrics_buf;
+    }
+    if (resume && !config) {
+        snprintf(config_buf, sizeof config_buf, "%s/config.json", out);
+        config = config_buf;
+    }
+    o.out_dir = out;
+    o.metrics_path = metrics;
+    o.tokenizer_json = tokenizer;
+
+    ts_config cfg;
+    if (ts_config_load(&cfg, config)) return cli_lib_error();
+    bpe_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    if (bpe_load(&tok, tokenizer)) return cli_lib_error();
+    if (tok.vocab_size > cfg.vocab_size) {
+        int n = tok.vocab_size;
+        bpe_free(&tok);
+        return cli_error("pretrain: %s has %d tokens but %s has vocab_size %d (must be at least the tokenizer's)",
+                         tokenizer, n, config, cfg.vocab_size);
+    }
+    if (o.seq_len > cfg.max_position_embeddings) {
+        bpe_free(&tok);
+        return cli_error("pretrain: --seq %d exceeds max_position_embeddings %d in %s", o.seq_len,
+                         cfg.max_position_embeddings, config);
+    }
+
+    /* Token streams. */
+    int *train_ids = NULL, *eval_ids = NULL;
+    size_t n_train = 0, n_eval = 0;
+    if (data) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/pretrain_train.txt", data);
+        if ((rc = encode_file(&tok, path, &train_ids, &n_train))) goto out_tok;
+        snprintf(path, sizeof path, "%s/pretrain_test.txt", data);
+        if (file_exists(path) && (rc = encode_file(&tok, path, &eval_ids, &n_eval))) goto out_tok;
+    } else {
+        int *all = NULL;
+        size_t n = 0;
+        if ((rc = encode_file(&tok, text, &all, &n))) goto out_tok;
+        n_eval = n / 10;
+        n_train = n - n_eval;
+        train_ids = all;
+        eval_ids = malloc((n_eval ? n_eval : 1) * sizeof(int));
+        if (!eval_ids) {
+            rc = cli_error("pretrain: out of memory");
+            goto out_tok;
+        }
+        memcpy(eval_ids, all + n_train, n_eval * sizeof(int));
+    }
+    ts_token_stream train = {train_ids, n_train}, eval = {eval_ids, n_eval};
+    if (n_eval < (size_t)o.seq_len + 1) {
+        fprintf(stderr, "tinyseek: pretrain: note: held-out text too short (%zu tokens) for evaluation\n", n_eval);
+    }
+
+    ts_model m;
+    if (ts_model_create(&m, &cfg, 1)) {
+        rc = cli_lib_error();
+        goto out_tok;
+    }
+    ts_model_init_weights(&m, init_seed);
+    long long total, active;
+    ts_model_count_params(&cfg, &total, &active);
+    if (!quiet) {
+        double unigram = ts_unigram_entropy(&train, cfg.vocab_size);
+        printf("pretrain: %lld parameters, %zu training tokens, %zu held-out tokens, unigram entropy %.3f nats\n", total,
+               n_train, n_eval, unigram);
+        printf("pretrain: batch %d x %d tokens, %ld steps, lr %g, %d threads, matmul %s\n", o.batch_size, o.seq_len,
+               o.steps, o.lr, ts_num_threads(), ts_matmul_backend());
+    }
+    ts_train_result res;
+    if (ts_pretrain(&m, &train, n_eval > (size_t)o.seq_len ? &eval : NULL, &o, &res)) {
+        rc = cli_lib_error();
+    } else {
+        printf("pretrain: %ld steps in %.1f s, %.0f tokens/s, final loss %.4f, held-out loss %.4f -> %s\n",
+               res.steps_run, res.seconds, res.tokens_per_s, res.final_loss, res.final_val_loss, out);
+        rc = 0;
+    }
+    ts_model_free(&m);
+out_tok:
+    free(train_ids);
+    free(eval_ids);
+    bpe_free(&tok);
+    return rc;
+}

@@ -1,0 +1,236 @@
+/**
+ * @file decode.c
+ * @brief Inference: the KV cache, prefill, one-token decode steps, sampling.
+ *
+ * Training runs the whole sequence at once. Generation splits the work the
+ * way inference engines do: *prefill* runs the prompt through the ordinary
+ * causal forward and keeps each layer's roped keys and values; each *decode*
+ * step then processes one new token per sequence, attending over the cached
+ * keys and values instead of recomputing them.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "model/model.h"
+
+ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) {
+    memset(c, 0, sizeof *c);
+    const ts_config *cfg = &m->cfg;
+    if (B <= 0 || max_T <= 0 || max_T > cfg->max_position_embeddings)
+        return ts_fail(TS_ERR_RANGE, "KV cache: need 1 <= max_T <= max_position_embeddings (%d), got %d",
+                       cfg->max_position_embeddings, max_T);
+    int C = cfg->hidden_size, V = cfg->vocab_size, F = cfg->intermediate_size;
+    int HD = cfg->num_attention_heads * cfg->head_dim;
+    c->L = cfg->num_hidden_layers;
+    c->B = B;
+    c->max_T = max_T;
+    c->kv_dim = cfg->num_key_value_heads * cfg->head_dim;
+    size_t per = (size_t)c->L * B * max_T * c->kv_dim;
+    c->k = ts_calloc(per, sizeof(float), "KV cache keys");
+    c->v = ts_calloc(per, sizeof(float), "KV cache values");
+    c->len = ts_calloc((size_t)B, sizeof(int), "KV cache lengths");
+    c->bytes = 2 * per * sizeof(float);
+    size_t rows = (size_t)B;
+    c->x = ts_malloc(rows * C * sizeof(float), "decode scratch");
+    c->ln = ts_malloc(rows * C * sizeof(float), "decode scratch");
+    c->q = ts_malloc(rows * HD * sizeof(float), "decode scratch");
+    c->kn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
+    c->vn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
+    c->att_out = ts_malloc(rows * HD * sizeof(float), "decode scratch");
+    c->res = ts_malloc(rows * C * sizeof(float), "decode scratch");
+    c->gate = ts_malloc(rows * F * sizeof(float), "decode scratch");
+    c->up = ts_malloc(rows * F * sizeof(float), "decode scratch");
+    c->hidden = ts_malloc(rows * F * sizeof(float), "decode scratch");
+    c->scores = ts_malloc(rows * cfg->num_attention_heads * (size_t)max_T * sizeof(float), "decode scratch");
+    c->logits = ts_malloc(rows * V * sizeof(float), "decode scratch");
+    c->rows = ts_malloc(rows * 2 * sizeof(int), "decode scratch");
+    if (!c->k || !c->v || !c->len || !c->x || !c->ln || !c->q || !c->kn || !c->vn || !c->att_out || !c->res ||
+        !c->gate || !c->up || !c->hidden || !c->scores || !c->logits || !c->rows) {
+        ts_kvcache_free(c);
+        return TS_ERR_NOMEM;
+    }
+    return TS_OK;
+}
+
+void ts_kvcache_free(ts_kvcache *c) {
+    float *bufs[] = {c->k, c->v, c->x, c->ln, c->q, c->kn, c->vn, c->att_out, c->res,
+                     c->gate, c->up, c->hidden, c->scores, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c->len);
+    free(c->rows);
+    memset(c, 0, sizeof *c);
+}
+
+/* Where layer l, sequence b, position t lives in the cache. */
+static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
+    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
+}
+
+ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens, int n, float *logits) {
+    const ts_config *cfg = &m->cfg;
+    if (b < 0 || b >= c->B) return ts_fail(TS_ERR_RANGE, "prefill: sequence %d outside the cache's %d", b, c->B);
+    if (n <= 0 || n > c->max_T)
+        return ts_fail(TS_ERR_RANGE, "prefill: prompt of %d tokens does not fit the cache (max %d)", n, c->max_T);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= cfg->vocab_size)
+            return ts_fail(TS_ERR_RANGE, "prefill: token %d at position %d is outside the vocabulary (0..%d)", tokens[i],
+                           i, cfg->vocab_size - 1);
+    ts_status st = ts_model_reserve(m, 1, n);
+    if (st) return st;
+    ts_model_forward(m, tokens, NULL, 1, n);
+    for (int l = 0; l < c->L; l++) {
+        memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].k, (size_t)n * c->kv_dim * sizeof(float));
+        memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].v, (size_t)n * c->kv_dim * sizeof(float));
+    }
+    c->len[b] = n;
+    if (logits) memcpy(logits, m->logits + (size_t)(n - 1) * cfg->vocab_size, (size_t)cfg->vocab_size * sizeof(float));
+    return TS_OK;
+}
+
+//! [kv-decode]
+/* Attention of one new query row per sequence over that sequence's cache.
+ * q (R,H*D) for rows r whose sequence is seq[r] and position pos[r]. */
+static void cached_attention(const ts_kvcache *c, int l, const float *q, float *out, const int *seq, const int *pos,
+                             int R, int H, int Hkv, int D) {
+    float scale = 1.0f / sqrtf((float)D);
+    int group = H / Hkv; /* query heads per key/value head (1 for MHA) */
+    TS_OMP(parallel for collapse(2) schedule(static))
+    for (int r = 0; r < R; r++) {
+        for (int h = 0; h < H; h++) {
+            int b = seq[r], n = pos[r] + 1, kvh = h / group;
+            const float *qh = q + (size_t)r * H * D + h * D;
+            float *s = c->scores + ((size_t)r * H + h) * c->max_T;
+            float mx = -FLT_MAX;
+            for (int t = 0; t < n; t++) {
+                const float *kt = cache_at(c->k, c, l, b, t) + kvh * D;
+                float dot = 0;
+                for (int d = 0; d < D; d++) dot += qh[d] * kt[d];
+                s[t] = dot * scale;
+                if (s[t] > mx) mx = s[t];
+            }
+            float sum = 0;
+            for (int t = 0; t < n; t++) {
+                s[t] = expf(s[t] - mx);
+                sum += s[t];
+            }
+            float *oh = out + (size_t)r * H * D + h * D;
+            for (int d = 0; d < D; d++) oh[d] = 0;
+            for (int t = 0; t < n; t++) {
+                const float *vt = cache_at(c->v, c, l, b, t) + kvh * D;
+                float p = s[t] / sum;
+                for (int d = 0; d < D; d++) oh[d] += p * vt[d];
+            }
+        }
+    }
+}
+
+ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const int *active, float *logits) {
+    const ts_config *cfg = &m->cfg;
+    int C = cfg->hidden_size, V = cfg->vocab_size, F = cfg->intermediate_size;
+    int H = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads, D = cfg->head_dim;
+    int HD = H * D, KVD = c->kv_dim;
+    /* Gather the active sequences into rows 0..R-1. */
+    int *seq = c->rows, *pos = c->rows + c->B, R = 0;
+    for (int b = 0; b < c->B; b++) {
+        if (active && !active[b]) continue;
+        if (c->len[b] >= c->max_T) return ts_fail(TS_ERR_RANGE, "decode: sequence %d is full (%d tokens)", b, c->max_T);
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return ts_fail(TS_ERR_RANGE, "decode: token %d is outside the vocabulary (0..%d)", tokens[b], V - 1);
+        seq[R] = b;
+        pos[R] = c->len[b];
+        R++;
+    }
+    if (R == 0) return TS_OK;
+    for (int r = 0; r < R; r++) memcpy(c->x + (size_t)r * C, m->w.embed_tokens + (size_t)tokens[seq[r]] * C, C * sizeof(float));
+    for (int l = 0; l < cfg->num_hidden_layers; l++) {
+        const ts_layer_weights *w = &m->w.layers[l];
+        rmsnorm_forward(c->ln, c->res, c->x, w->input_layernorm, R, C, C, C, cfg->rms_norm_eps);
+        matmul_forward(c->q, c->ln, w->q_proj, NULL, R, C, HD);
+        matmul_forward(c->kn, c->ln, w->k_proj, NULL, R, C, KVD);
+        matmul_forward(c->vn, c->ln, w->v_proj, NULL, R, C, KVD);
+        rope_forward(c->q, pos, R, H, HD, D, D, m->rope_cos, m->rope_sin);
+        rope_forward(c->kn, pos, R, Hkv, KVD, D, D, m->rope_cos, m->rope_sin);
+        for (int r = 0; r < R; r++) { /* append this token's key and value */
+            memcpy(cache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
+            memcpy(cache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
+        }
+        cached_attention(c, l, c->q, c->att_out, seq, pos, R, H, Hkv, D);
+        matmul_forward(c->res, c->att_out, w->o_proj, NULL, R, HD, C);
+        for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
+        rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
+        matmul_forward(c->gate, c->ln, w->gate_proj, NULL, R, C, F);
+        matmul_forward(c->up, c->ln, w->up_proj, NULL, R, C, F);
+        swiglu_forward(c->hidden, c->gate, c->up, (long)R * F);
+        matmul_forward(c->res, c->hidden, w->down_proj, NULL, R, F, C);
+        for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
+    }
+    rmsnorm_forward(c->ln, c->res, c->x, m->w.norm, R, C, C, C, cfg->rms_norm_eps);
+    matmul_forward(c->logits, c->ln, m->w.lm_head, NULL, R, C, V);
+    for (int r = 0; r < R; r++) {
+        c->len[seq[r]]++;
+        memcpy(logits + (size_t)seq[r] * V, c->logits + (size_t)r * V, V * sizeof(float));
+    }
+    return TS_OK;
+}
+//! [kv-decode]
+
+/* ------------------------------------------------------------------ */
+/* Sampling                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    double p;
+    int id;
+} prob_id;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const prob_id *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id - y->id; /* ties: lower id first, so the order is total */
+}
+
+//! [sample]
+int ts_sample(const float *logits, int V, const ts_sampler *s, ts_rng *rng) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (s->temperature <= 0) return best; // greedy
+    prob_id *pi = malloc((size_t)V * sizeof *pi);
+    if (!pi) return best;
+    double sum = 0;
+    for (int i = 0; i < V; i++) { // softmax(logits / temperature)
+        pi[i].p = exp(((double)logits[i] - logits[best]) / s->temperature);
+        pi[i].id = i;
+        sum += pi[i].p;
+    }
+    qsort(pi, (size_t)V, sizeof *pi, by_prob_desc);
+    int keep = V;
+    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k; // top-k
+    if (s->top_p < 1.0f) {                                // top-p: smallest prefix with mass >= p
+        double mass = 0;
+        for (int i = 0; i < keep; i++) {
+            mass += pi[i].p / sum;
+            if (mass >= s->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += pi[i].p;
+    double u = ts_rng_uniform_double(rng) * kept, acc = 0;
+    int pick = pi[keep - 1].id;
+    for (int i = 0; i < keep; i++) {
+        acc += pi[i].p;
+        if (u < acc) {
+            pick = pi[i].id;
+            break;
+        }
+    }
+    free(pi);
+    return pick;
+}
+//! [sample]

@@ -1,0 +1,397 @@
+/**
+ * @file model.c
+ * @brief The chapter-2 transformer: parameters, forward, backward.
+ *
+ * Every block is written as a forward and a backward with the same shape
+ * comments; the backward walks the forward's lines in reverse. Gradients of
+ * the residual stream flow through one buffer (d_res): a residual connection
+ * `y = x + f(x)` passes dL/dy straight through to dL/dx, and f's backward adds
+ * its own contribution on top.
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+/* ------------------------------------------------------------------ */
+/* Parameters                                                          */
+/* ------------------------------------------------------------------ */
+
+static int add2(ts_params *p, const char *name, int rows, int cols) {
+    int shape[2] = {rows, cols};
+    return ts_params_add(p, name, 2, shape, 0);
+}
+
+static int add1(ts_params *p, const char *name, int n) {
+    int shape[1] = {n};
+    return ts_params_add(p, name, 1, shape, 1); /* norm weights: no weight decay */
+}
+
+/* Point a ts_weights at base (params.data or params.grad) using the registry. */
+static void bind_views(ts_model *m, ts_weights *w, float *base) {
+    const ts_params *p = &m->params;
+    char name[TS_NAME_MAX];
+#define VIEW(dst, ...)                                    \
+    do {                                                  \
+        snprintf(name, sizeof name, __VA_ARGS__);         \
+        int idx_ = ts_params_find(p, name);               \
+        (dst) = idx_ >= 0 ? base + p->params[idx_].offset : NULL; \
+    } while (0)
+    VIEW(w->embed_tokens, "model.embed_tokens.weight");
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+        ts_layer_weights *lw = &w->layers[l];
+        VIEW(lw->input_layernorm, "model.layers.%d.input_layernorm.weight", l);
+        VIEW(lw->q_proj, "model.layers.%d.self_attn.q_proj.weight", l);
+        VIEW(lw->k_proj, "model.layers.%d.self_attn.k_proj.weight", l);
+        VIEW(lw->v_proj, "model.layers.%d.self_attn.v_proj.weight", l);
+        VIEW(lw->o_proj, "model.layers.%d.self_attn.o_proj.weight", l);
+        VIEW(lw->post_attention_layernorm, "model.layers.%d.post_attention_layernorm.weight", l);
+        VIEW(lw->gate_proj, "model.layers.%d.mlp.gate_proj.weight", l);
+        VIEW(lw->up_proj, "model.layers.%d.mlp.up_proj.weight", l);
+        VIEW(lw->down_proj, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+    VIEW(w->norm, "model.norm.weight");
+    if (m->cfg.tie_word_embeddings) w->lm_head = w->embed_tokens;
+    else VIEW(w->lm_head, "lm_head.weight");
+#undef VIEW
+}
+
+ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    ts_status st = ts_config_validate(cfg, "config");
+    if (st) return st;
+    if (cfg->arch != TS_ARCH_LLAMA)
+        return ts_fail(TS_ERR_ARG, "model_type '%s' is not implemented yet (chapter 2 builds \"llama\")", cfg->model_type);
+    if (cfg->num_key_value_heads != cfg->num_attention_heads)
+        return ts_fail(TS_ERR_ARG, "num_key_value_heads %d != num_attention_heads %d: grouped-query attention is chapter 3",
+                       cfg->num_key_value_heads, cfg->num_attention_heads);
+    m->attn = TS_ATTN_MHA;
+    int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
+    int H = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads, D = cfg->head_dim;
+    int F = cfg->intermediate_size;
+
+    ts_params *p = &m->params;
+    ts_params_init(p);
+    char name[TS_NAME_MAX];
+    int bad = add2(p, "model.embed_tokens.weight", V, C) < 0;
+    for (int l = 0; l < L && !bad; l++) {
+#define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
+        bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.self_attn.q_proj.weight", l), H * D, C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.self_attn.k_proj.weight", l), Hkv * D, C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.self_attn.v_proj.weight", l), Hkv * D, C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.self_attn.o_proj.weight", l), C, H * D) < 0;
+        bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.mlp.gate_proj.weight", l), F, C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.mlp.up_proj.weight", l), F, C) < 0;
+        bad |= add2(p, NAME("model.layers.%d.mlp.down_proj.weight", l), C, F) < 0;
+#undef NAME
+    }
+    bad |= add1(p, "model.norm.weight", C) < 0;
+    if (!cfg->tie_word_embeddings) bad |= add2(p, "lm_head.weight", V, C) < 0;
+    if (bad) return TS_ERR_ARG;
+    if ((st = ts_params_alloc(p, with_optimizer))) return st;
+
+    m->w.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
+    m->g.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
+    int P = cfg->max_position_embeddings;
+    m->rope_cos = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
+    m->rope_sin = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
+    float *inv_freq = ts_malloc((size_t)(D / 2) * sizeof(float), "RoPE frequencies");
+    if (!m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin || !inv_freq) {
+        free(inv_freq);
+        return TS_ERR_NOMEM;
+    }
+    bind_views(m, &m->w, p->data);
+    bind_views(m, &m->g, p->grad);
+    rope_inv_freq(inv_freq, D, cfg->rope_theta, cfg->has_yarn ? &cfg->yarn : NULL);
+    rope_table(m->rope_cos, m->rope_sin, inv_freq, D, P);
+    free(inv_freq);
+    return TS_OK;
+}
+
+void ts_model_init_weights(ts_model *m, uint64_t seed) {
+    ts_rng rng;
+    ts_rng_seed(&rng, seed, TS_STREAM_INIT);
+    float std = m->cfg.initializer_range;
+    /* Output projections write into the residual stream once per block; scaling
+     * them by 1/sqrt(2L) keeps the stream's variance flat with depth (GPT-2). */
+    float out_std = std / sqrtf(2.0f * (float)m->cfg.num_hidden_layers);
+    for (int i = 0; i < m->params.count; i++) {
+        ts_param *t = &m->params.params[i];
+        float *x = m->params.data + t->offset;
+        if (t->ndim == 1) {
+            for (size_t j = 0; j < t->numel; j++) x[j] = 1.0f;
+        } else {
+            int is_out = strstr(t->name, "o_proj") || strstr(t->name, "down_proj");
+            ts_rng_fill_normal(&rng, x, (long)t->numel, is_out ? out_std : std);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Activations                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Carve every buffer out of the arena; with a measuring arena this only sizes it. */
+static void carve(ts_model *m, ts_arena *a, int B, int T) {
+    const ts_config *c = &m->cfg;
+    size_t N = (size_t)B * T, C = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
+    size_t HD = (size_t)c->num_attention_heads * c->head_dim;
+    size_t KVD = (size_t)c->num_key_value_heads * c->head_dim;
+    size_t H = c->num_attention_heads;
+    m->tokens = ts_arena_ints(a, N);
+    m->targets = ts_arena_ints(a, N);
+    m->pos = ts_arena_ints(a, N);
+    m->embed = ts_arena_floats(a, N * C);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        ts_layer_acts *s = &m->acts[l];
+        s->ln1 = ts_arena_floats(a, N * C);
+        s->ln1_rstd = ts_arena_floats(a, N);
+        s->q = ts_arena_floats(a, N * HD);
+        s->k = ts_arena_floats(a, N * KVD);
+        s->v = ts_arena_floats(a, N * KVD);
+        s->att = ts_arena_floats(a, (size_t)B * H * T * T);
+        s->attn_out = ts_arena_floats(a, N * HD);
+        s->res1 = ts_arena_floats(a, N * C);
+        s->ln2 = ts_arena_floats(a, N * C);
+        s->ln2_rstd = ts_arena_floats(a, N);
+        s->gate = ts_arena_floats(a, N * F);
+        s->up = ts_arena_floats(a, N * F);
+        s->hidden = ts_arena_floats(a, N * F);
+        s->out = ts_arena_floats(a, N * C);
+    }
+    m->lnf = ts_arena_floats(a, N * C);
+    m->lnf_rstd = ts_arena_floats(a, N);
+    m->logits = ts_arena_floats(a, N * V);
+    m->losses = ts_arena_floats(a, 2 * N); /* losses, then dloss per row */
+    m->d_res = ts_arena_floats(a, N * C);
+    m->d_ln = ts_arena_floats(a, N * C);
+    m->d_q = ts_arena_floats(a, N * HD);
+    m->d_k = ts_arena_floats(a, N * KVD);
+    m->d_v = ts_arena_floats(a, N * KVD);
+    m->d_attn_out = ts_arena_floats(a, N * HD);
+    m->d_gate = ts_arena_floats(a, N * F);
+    m->d_up = ts_arena_floats(a, N * F);
+    m->d_hidden = ts_arena_floats(a, N * F);
+    m->d_logits = ts_arena_floats(a, N * V);
+    m->scratch = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
+}
+
+ts_status ts_model_reserve(ts_model *m, int B, int T) {
+    if (B <= 0 || T <= 0 || T > m->cfg.max_position_embeddings)
+        return ts_fail(TS_ERR_RANGE, "batch shape %dx%d: need B >= 1 and 1 <= T <= max_position_embeddings (%d)", B, T,
+                       m->cfg.max_position_embeddings);
+    if (m->B >= B && m->T >= T && m->arena.base) return TS_OK;
+    ts_arena_free(&m->arena);
+    free(m->acts);
+    m->acts = ts_calloc((size_t)m->cfg.num_hidden_layers, sizeof(ts_layer_acts), "activation views");
+    if (!m->acts) return TS_ERR_NOMEM;
+    ts_arena measure = {0};
+    carve(m, &measure, B, T);
+    ts_status st = ts_arena_create(&m->arena, measure.used);
+    if (st) return st;
+    carve(m, &m->arena, B, T);
+    m->B = B;
+    m->T = T;
+    return TS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Forward                                                             */
+/* ------------------------------------------------------------------ */
+
+//! [mha-forward]
+/* Multi-head attention of block l: ln1 (N,C) → attn_out (N,H*D). */
+static void mha_forward(ts_model *m, int l, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l];
+    ts_layer_acts *a = &m->acts[l];
+    int N = B * T, C = c->hidden_size, H = c->num_attention_heads, D = c->head_dim;
+    matmul_forward(a->q, a->ln1, w->q_proj, NULL, N, C, H * D); // q (N,H*D) = ln1 · W_Qᵀ
+    matmul_forward(a->k, a->ln1, w->k_proj, NULL, N, C, H * D); // k (N,H*D) = ln1 · W_Kᵀ
+    matmul_forward(a->v, a->ln1, w->v_proj, NULL, N, C, H * D); // v (N,H*D) = ln1 · W_Vᵀ
+    rope_forward(a->q, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
+    rope_forward(a->k, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
+    // attn_out = softmax(q kᵀ / √D + causal mask) v, per head
+    attention_forward(a->attn_out, a->att, a->q, a->k, a->v, B, T, H, D, D, 1.0f / sqrtf((float)D));
+}
+//! [mha-forward]
+
+//! [block-forward]
+/* One pre-norm block: out = res1 + mlp(norm(res1)), res1 = x + attn(norm(x)). */
+static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l];
+    ts_layer_acts *a = &m->acts[l];
+    int N = B * T, C = c->hidden_size, F = c->intermediate_size;
+    int HD = c->num_attention_heads * c->head_dim;
+    rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->input_layernorm, N, C, C, C, c->rms_norm_eps);
+    mha_forward(m, l, B, T);
+    matmul_forward(a->res1, a->attn_out, w->o_proj, NULL, N, HD, C);
+    for (long i = 0; i < (long)N * C; i++) a->res1[i] += x[i]; // residual
+    rmsnorm_forward(a->ln2, a->ln2_rstd, a->res1, w->post_attention_layernorm, N, C, C, C, c->rms_norm_eps);
+    matmul_forward(a->gate, a->ln2, w->gate_proj, NULL, N, C, F);
+    matmul_forward(a->up, a->ln2, w->up_proj, NULL, N, C, F);
+    swiglu_forward(a->hidden, a->gate, a->up, (long)N * F); // silu(gate) ⊙ up
+    matmul_forward(a->out, a->hidden, w->down_proj, NULL, N, F, C);
+    for (long i = 0; i < (long)N * C; i++) a->out[i] += a->res1[i]; // residual
+}
+//! [block-forward]
+
+float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T) {
+    const ts_config *c = &m->cfg;
+    int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    m->cur_B = B;
+    m->cur_T = T;
+    memcpy(m->tokens, tokens, (size_t)N * sizeof(int));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) m->pos[b * T + t] = t;
+    embedding_forward(m->embed, m->tokens, m->w.embed_tokens, N, C);
+    const float *x = m->embed;
+    for (int l = 0; l < L; l++) {
+        block_forward(m, l, x, B, T);
+        x = m->acts[l].out;
+    }
+    rmsnorm_forward(m->lnf, m->lnf_rstd, x, m->w.norm, N, C, C, C, c->rms_norm_eps);
+    matmul_forward(m->logits, m->lnf, m->w.lm_head, NULL, N, C, V);
+    m->n_counted = 0;
+    if (!targets) return 0.0f;
+    memcpy(m->targets, targets, (size_t)N * sizeof(int));
+    m->n_counted = crossentropy_forward(m->losses, m->logits, m->targets, N, V);
+    double sum = 0;
+    for (int i = 0; i < N; i++) sum += m->losses[i];
+    return m->n_counted ? (float)(sum / m->n_counted) : 0.0f;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backward                                                            */
+/* ------------------------------------------------------------------ */
+
+//! [mha-backward]
+/* Backward of mha_forward: d_attn_out → d_ln (N,C) and the q/k/v weight grads. */
+static void mha_backward(ts_model *m, int l, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l];
+    ts_layer_weights *g = &m->g.layers[l];
+    ts_layer_acts *a = &m->acts[l];
+    int N = B * T, C = c->hidden_size, H = c->num_attention_heads, D = c->head_dim;
+    size_t nq = (size_t)N * H * D;
+    memset(m->d_q, 0, nq * sizeof(float));
+    memset(m->d_k, 0, nq * sizeof(float));
+    memset(m->d_v, 0, nq * sizeof(float));
+    attention_backward(m->d_q, m->d_k, m->d_v, m->scratch, m->d_attn_out, a->att, a->q, a->k, a->v, B, T, H, D, D,
+                       1.0f / sqrtf((float)D));
+    // rope is a rotation: its backward rotates the gradient back
+    rope_backward(m->d_q, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
+    rope_backward(m->d_k, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
+    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
+    matmul_backward(m->d_ln, g->q_proj, NULL, m->d_q, a->ln1, w->q_proj, N, C, H * D);
+    matmul_backward(m->d_ln, g->k_proj, NULL, m->d_k, a->ln1, w->k_proj, N, C, H * D);
+    matmul_backward(m->d_ln, g->v_proj, NULL, m->d_v, a->ln1, w->v_proj, N, C, H * D);
+}
+//! [mha-backward]
+
+//! [block-backward]
+/* Backward of block_forward. On entry d_res = dL/d(out); on exit d_res = dL/dx. */
+static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l];
+    ts_layer_weights *g = &m->g.layers[l];
+    ts_layer_acts *a = &m->acts[l];
+    int N = B * T, C = c->hidden_size, F = c->intermediate_size;
+    int HD = c->num_attention_heads * c->head_dim;
+    size_t NF = (size_t)N * F;
+    // out = res1 + down(hidden): d_res already is dL/d(res1) through the identity
+    memset(m->d_hidden, 0, NF * sizeof(float));
+    matmul_backward(m->d_hidden, g->down_proj, NULL, m->d_res, a->hidden, w->down_proj, N, F, C);
+    memset(m->d_gate, 0, NF * sizeof(float));
+    memset(m->d_up, 0, NF * sizeof(float));
+    swiglu_backward(m->d_gate, m->d_up, m->d_hidden, a->gate, a->up, (long)NF);
+    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
+    matmul_backward(m->d_ln, g->gate_proj, NULL, m->d_gate, a->ln2, w->gate_proj, N, C, F);
+    matmul_backward(m->d_ln, g->up_proj, NULL, m->d_up, a->ln2, w->up_proj, N, C, F);
+    rmsnorm_backward(m->d_res, g->post_attention_layernorm, m->d_ln, a->res1, w->post_attention_layernorm,
+                     a->ln2_rstd, N, C, C, C);
+    // res1 = x + o_proj(attn_out)
+    memset(m->d_attn_out, 0, (size_t)N * HD * sizeof(float));
+    matmul_backward(m->d_attn_out, g->o_proj, NULL, m->d_res, a->attn_out, w->o_proj, N, HD, C);
+    mha_backward(m, l, B, T);
+    rmsnorm_backward(m->d_res, g->input_layernorm, m->d_ln, x, w->input_layernorm, a->ln1_rstd, N, C, C, C);
+}
+//! [block-backward]
+
+void ts_model_backward(ts_model *m) {
+    const ts_config *c = &m->cfg;
+    int B = m->cur_B, T = m->cur_T, N = B * T;
+    int C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    // loss = Σ losses / n_counted  →  dL/dlosses[n] = 1/n_counted
+    float *dloss = m->losses + N;
+    float scale = m->n_counted ? 1.0f / (float)m->n_counted : 0.0f;
+    for (int i = 0; i < N; i++) dloss[i] = scale;
+    memset(m->d_logits, 0, (size_t)N * V * sizeof(float));
+    crossentropy_backward(m->d_logits, dloss, m->logits, m->targets, N, V);
+    // logits = lnf · lm_headᵀ
+    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
+    matmul_backward(m->d_ln, m->g.lm_head, NULL, m->d_logits, m->lnf, m->w.lm_head, N, C, V);
+    // lnf = rmsnorm(x_L)
+    const float *x_last = L > 0 ? m->acts[L - 1].out : m->embed;
+    memset(m->d_res, 0, (size_t)N * C * sizeof(float));
+    rmsnorm_backward(m->d_res, m->g.norm, m->d_ln, x_last, m->w.norm, m->lnf_rstd, N, C, C, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const float *x = l > 0 ? m->acts[l - 1].out : m->embed;
+        block_backward(m, l, x, B, T);
+    }
+    embedding_backward(m->g.embed_tokens, m->d_res, m->tokens, N, C);
+}
+
+void ts_model_zero_grad(ts_model *m) { ts_params_zero_grad(&m->params); }
+
+void ts_model_free(ts_model *m) {
+    ts_params_free(&m->params);
+    free(m->w.layers);
+    free(m->g.layers);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m->acts);
+    ts_arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+void ts_model_count_params(const ts_config *c, long long *total, long long *active) {
+    long long C = c->hidden_size, V = c->vocab_size, H = c->num_attention_heads;
+    long long tot = V * C + C + (c->tie_word_embeddings ? 0 : V * C); /* embeddings, final norm, head */
+    long long act = tot;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        long long attn;
+        if (c->arch == TS_ARCH_LLAMA) {
+            long long D = c->head_dim, Hkv = c->num_key_value_heads;
+            attn = C * H * D + 2 * C * Hkv * D + H * D * C;
+        } else {
+            long long qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
+            long long q = c->q_lora_rank > 0 ? C * c->q_lora_rank + c->q_lora_rank + (long long)c->q_lora_rank * H * qk
+                                             : C * H * qk;
+            long long kv = C * (c->kv_lora_rank + c->qk_rope_head_dim) + c->kv_lora_rank +
+                           (long long)c->kv_lora_rank * H * (c->qk_nope_head_dim + c->v_head_dim);
+            attn = q + kv + H * c->v_head_dim * C;
+        }
+        long long ffn_total, ffn_active;
+        if (c->arch == TS_ARCH_DEEPSEEK_V3 && c->n_routed_experts > 0 && l >= c->first_k_dense_replace) {
+            long long expert = 3 * C * (long long)c->moe_intermediate_size;
+            long long router = (long long)c->n_routed_experts * C;
+            ffn_total = router + (c->n_routed_experts + c->n_shared_experts) * expert;
+            ffn_active = router + (c->num_experts_per_tok + c->n_shared_experts) * expert;
+        } else {
+            ffn_total = ffn_active = 3 * C * (long long)c->intermediate_size;
+        }
+        tot += 2 * C + attn + ffn_total;
+        act += 2 * C + attn + ffn_active;
+    }
+    if (total) *total = tot;
+    if (active) *active = act;
+}

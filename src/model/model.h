@@ -1,0 +1,197 @@
+/**
+ * @file model.h
+ * @brief The transformer that every chapter modifies: parameters, the
+ *        training forward/backward, and the KV-cache decode path.
+ *
+ *     tokens ─ embed_tokens ─┬─ [block] × L ─ norm ─ lm_head ─ logits
+ *                            │
+ *     block:  x ─┬─ input_layernorm ─ attention ─(+)─┬─ post_attention_layernorm ─ mlp ─(+)─ x'
+ *                └───────────────────────────────────┘└──────────────────────────────────┘
+ *
+ * Chapter 2's attention is multi-head (one K/V head per query head), its MLP a
+ * SwiGLU: down_proj(silu(gate_proj x) ⊙ up_proj x).
+ *
+ * Parameters carry Hugging Face names (model.layers.N.self_attn.q_proj.weight,
+ * ...) so a checkpoint folder is a Hugging Face model folder.
+ */
+#ifndef TS_MODEL_H
+#define TS_MODEL_H
+
+#include "core/arena.h"
+#include "core/rng.h"
+#include "model/config.h"
+
+/** Which attention implementation a model runs (chosen from the config). */
+typedef enum {
+    TS_ATTN_MHA = 0, /**< chapter 2: H query heads, H key/value heads */
+    TS_ATTN_GQA = 1, /**< chapter 3: H query heads share Hkv key/value heads */
+    TS_ATTN_MLA = 2  /**< chapter 4: multi-head latent attention */
+} ts_attn_kind;
+
+/** Views of one block's weights (into the parameter or the gradient buffer). */
+typedef struct {
+    float *input_layernorm;          /**< (C) */
+    float *q_proj;                   /**< (H*D, C) */
+    float *k_proj;                   /**< (Hkv*D, C) */
+    float *v_proj;                   /**< (Hkv*D, C) */
+    float *o_proj;                   /**< (C, H*D) */
+    float *post_attention_layernorm; /**< (C) */
+    float *gate_proj;                /**< (F, C) */
+    float *up_proj;                  /**< (F, C) */
+    float *down_proj;                /**< (C, F) */
+} ts_layer_weights;
+
+/** Views of all weights (into the parameter or the gradient buffer). */
+typedef struct {
+    float *embed_tokens;       /**< (V, C) */
+    ts_layer_weights *layers;  /**< L blocks */
+    float *norm;               /**< (C) final RMSNorm */
+    float *lm_head;            /**< (V, C); equals embed_tokens when tied */
+} ts_weights;
+
+/** Activations of one block saved by the forward for the backward. */
+typedef struct {
+    float *ln1;      /**< (N,C) input_layernorm output */
+    float *ln1_rstd; /**< (N) */
+    float *q;        /**< (N,H*D) roped queries */
+    float *k;        /**< (N,Hkv*D) roped keys */
+    float *v;        /**< (N,Hkv*D) values */
+    float *att;      /**< (B,H,T,T) attention probabilities */
+    float *attn_out; /**< (N,H*D) attention output before o_proj */
+    float *res1;     /**< (N,C) residual after attention */
+    float *ln2;      /**< (N,C) post_attention_layernorm output */
+    float *ln2_rstd; /**< (N) */
+    float *gate;     /**< (N,F) gate_proj output */
+    float *up;       /**< (N,F) up_proj output */
+    float *hidden;   /**< (N,F) silu(gate) ⊙ up */
+    float *out;      /**< (N,C) block output (residual after the MLP) */
+} ts_layer_acts;
+
+/** The model: config, parameters, and activation buffers for one batch shape. */
+typedef struct {
+    ts_config cfg;        /**< architecture */
+    ts_attn_kind attn;    /**< attention implementation */
+    ts_params params;     /**< all parameters, their gradients and AdamW moments */
+    ts_weights w;         /**< named views into params.data */
+    ts_weights g;         /**< the same views into params.grad */
+    float *rope_cos;      /**< (max_position_embeddings, D/2) */
+    float *rope_sin;      /**< (max_position_embeddings, D/2) */
+
+    /* activations for the batch shape reserved by ts_model_reserve() */
+    int B;                /**< batch size reserved */
+    int T;                /**< sequence length reserved */
+    ts_arena arena;       /**< holds everything below */
+    int *tokens;          /**< (B,T) inputs of the last forward */
+    int *targets;         /**< (B,T) targets of the last forward (TS_IGNORE = no loss) */
+    int *pos;             /**< (B,T) positions 0..T-1 */
+    float *embed;         /**< (N,C) embedding output = block 0 input */
+    ts_layer_acts *acts;  /**< L blocks */
+    float *lnf;           /**< (N,C) final norm output */
+    float *lnf_rstd;      /**< (N) */
+    float *logits;        /**< (N,V) */
+    float *losses;        /**< (N) per-token cross-entropy */
+    int n_counted;        /**< targets that were not TS_IGNORE in the last forward */
+    int cur_B;            /**< batch size of the last forward */
+    int cur_T;            /**< sequence length of the last forward */
+    /* gradient scratch, reused by every block in the backward */
+    float *d_res;         /**< (N,C) gradient of the residual stream */
+    float *d_ln;          /**< (N,C) */
+    float *d_q;           /**< (N,H*D) */
+    float *d_k;           /**< (N,Hkv*D) */
+    float *d_v;           /**< (N,Hkv*D) */
+    float *d_attn_out;    /**< (N,H*D) */
+    float *d_gate;        /**< (N,F) */
+    float *d_up;          /**< (N,F) */
+    float *d_hidden;      /**< (N,F) */
+    float *d_logits;      /**< (N,V) */
+    float *scratch;       /**< attention backward scratch, threads*T*T */
+} ts_model;
+
+/**
+ * @brief Register every parameter for @p cfg (Hugging Face names), allocate
+ * them (and AdamW moments when @p with_optimizer), build the RoPE table.
+ * The weights are zero until ts_model_init_weights() or a checkpoint load.
+ */
+ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer);
+
+/** @brief Normal(0, initializer_range) weights, norms at 1; output projections scaled by 1/√(2L). */
+void ts_model_init_weights(ts_model *m, uint64_t seed);
+
+/** @brief Size the activation arena for batches of B sequences of T tokens (T ≤ max_position_embeddings). */
+ts_status ts_model_reserve(ts_model *m, int B, int T);
+
+/**
+ * @brief Forward pass over tokens (B,T). With targets (B,T) non-NULL returns the
+ * mean cross-entropy over targets that are not TS_IGNORE (and keeps what the
+ * backward needs); with targets NULL only the logits are computed and 0 is returned.
+ * B and T must not exceed what ts_model_reserve() sized; tokens must be in range.
+ */
+float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T);
+
+/** @brief Backward of the last forward (which must have had targets): grads += dLoss/dθ. */
+void ts_model_backward(ts_model *m);
+
+/** @brief Set all gradients to zero. */
+void ts_model_zero_grad(ts_model *m);
+
+/** @brief Free everything the model owns. */
+void ts_model_free(ts_model *m);
+
+/** @brief Parameter count: total, and (for MoE) activated per token; embeddings included. */
+void ts_model_count_params(const ts_config *cfg, long long *total, long long *active);
+
+/* ------------------------------------------------------------------ */
+/* Inference: KV cache, prefill, decode                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * The KV cache of B independent sequences. For MHA/GQA it holds, per layer and
+ * sequence, the roped keys and the values of every position so far:
+ * 2·Hkv·D floats per token per layer.
+ */
+typedef struct {
+    int L;            /**< layers */
+    int B;            /**< sequences */
+    int max_T;        /**< positions per sequence */
+    int kv_dim;       /**< floats per token per layer for K (and for V) */
+    float *k;         /**< (L, B, max_T, kv_dim) */
+    float *v;         /**< (L, B, max_T, kv_dim) */
+    int *len;         /**< (B) tokens cached per sequence */
+    size_t bytes;     /**< bytes allocated for k and v together */
+    /* decode-step scratch for B rows */
+    float *x, *ln, *q, *kn, *vn, *att_out, *res, *gate, *up, *hidden, *scores, *logits;
+    int *rows;        /**< (2B) active sequence index and position of each decode row */
+} ts_kvcache;
+
+/** @brief Allocate a cache for B sequences of up to max_T tokens. */
+ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T);
+
+/** @brief Free a cache. */
+void ts_kvcache_free(ts_kvcache *c);
+
+/**
+ * @brief Prefill sequence @p b of the cache with @p n prompt tokens (full causal
+ * forward over the prompt, keys/values copied into the cache). Writes the
+ * logits of the last prompt token to @p logits (V). Resets that sequence first.
+ * Uses the model's activation arena (reserved for at least (1, n)).
+ */
+ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens, int n, float *logits);
+
+/**
+ * @brief Decode one token for every sequence b whose active[b] is non-zero
+ * (active may be NULL = all): appends tokens[b] at position len[b] and writes
+ * next-token logits to logits + b*V.
+ */
+ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const int *active, float *logits);
+
+/** Sampling settings. */
+typedef struct {
+    float temperature; /**< 0 = greedy (argmax) */
+    int top_k;         /**< keep the k most likely (0 = off) */
+    float top_p;       /**< keep the smallest set with mass ≥ p (1 = off) */
+} ts_sampler;
+
+/** @brief Pick the next token from logits (V); deterministic given @p rng's state. */
+int ts_sample(const float *logits, int V, const ts_sampler *s, ts_rng *rng);
+
+#endif

@@ -1,0 +1,226 @@
+/**
+ * @file pretrain.c
+ * @brief Next-token pretraining on a token stream.
+ */
+#include "train/pretrain.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/fileio.h"
+#include "io/metrics.h"
+#include "io/progress.h"
+#include "io/safetensors.h"
+#include "io/trainstate.h"
+#include "model/checkpoint.h"
+
+ts_train_opts ts_train_opts_default(void) {
+    ts_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.batch_size = 16;
+    o.seq_len = 128;
+    o.steps = 400;
+    o.warmup = 20;
+    o.lr = 3e-3f;
+    o.min_lr = 3e-4f;
+    o.grad_clip = 1.0f;
+    o.adamw = ts_adamw_defaults();
+    o.eval_every = 50;
+    o.eval_batches = 4;
+    o.seed = 1;
+    return o;
+}
+
+/* Fill inputs (B,T) and targets (B,T) from windows of T+1 tokens starting at starts[b]. */
+static void make_batch(const ts_token_stream *s, const size_t *starts, int B, int T, int *inputs, int *targets) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            inputs[b * T + t] = s->tokens[starts[b] + t];
+            targets[b * T + t] = s->tokens[starts[b] + t + 1];
+        }
+}
+
+float ts_eval_loss(ts_model *m, const ts_token_stream *eval, int B, int T, int n_batches) {
+    if (!eval || eval->n < (size_t)T + 1 || n_batches <= 0) return NAN;
+    int *inputs = malloc((size_t)B * T * sizeof(int)), *targets = malloc((size_t)B * T * sizeof(int));
+    size_t *starts = malloc((size_t)B * sizeof(size_t));
+    if (!inputs || !targets || !starts) {
+        free(inputs);
+        free(targets);
+        free(starts);
+        return NAN;
+    }
+    size_t span = eval->n - (size_t)T - 1, windows = (size_t)B * n_batches;
+    double sum = 0;
+    for (int i = 0; i < n_batches; i++) {
+        for (int b = 0; b < B; b++) starts[b] = span * (size_t)(i * B + b) / windows; // evenly spaced, fixed
+        make_batch(eval, starts, B, T, inputs, targets);
+        sum += ts_model_forward(m, inputs, targets, B, T);
+    }
+    free(inputs);
+    free(targets);
+    free(starts);
+    return (float)(sum / n_batches);
+}
+
+double ts_unigram_entropy(const ts_token_stream *s, int vocab_size) {
+    double *count = calloc((size_t)vocab_size, sizeof(double));
+    if (!count || s->n == 0) {
+        free(count);
+        return NAN;
+    }
+    for (size_t i = 0; i < s->n; i++) count[s->tokens[i]] += 1;
+    double h = 0;
+    for (int v = 0; v < vocab_size; v++)
+        if (count[v] > 0) h -= count[v] / s->n * log(count[v] / s->n);
+    free(count);
+    return h;
+}
+
+/* What must match between a run and its resume. */
+static uint64_t run_fingerprint(const ts_model *m, const ts_train_opts *o) {
+    uint64_t h = 1469598103934665603ULL;
+#define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ULL)
+    MIX(m->params.numel);
+    MIX(o->batch_size);
+    MIX(o->seq_len);
+    MIX(o->steps);
+    MIX(o->warmup);
+    MIX(o->seed);
+    float f[4] = {o->lr, o->min_lr, o->grad_clip, o->adamw.weight_decay};
+    uint32_t bits;
+    for (int i = 0; i < 4; i++) {
+        memcpy(&bits, &f[i], sizeof bits);
+        MIX(bits);
+    }
+#undef MIX
+    return h;
+}
+
+static ts_status save_all(const ts_model *m, const ts_train_opts *o, long step, const ts_rng *data_rng) {
+    if (!o->out_dir) return TS_OK;
+    ts_status st = ts_checkpoint_save(m, o->out_dir, o->tokenizer_json);
+    if (st) return st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/training_state.safetensors", o->out_dir);
+    ts_trainstate_meta meta;
+    memset(&meta, 0, sizeof meta);
+    meta.step = step;
+    meta.n_rng = 1;
+    meta.rng[0] = *data_rng; /* the data order: where the next batch comes from */
+    meta.fingerprint = run_fingerprint(m, o);
+    return ts_trainstate_save(path, &m->params, &meta);
+}
+
+//! [train-step]
+/* One optimizer step: forward, backward, clip, AdamW. Returns the loss. */
+static float train_step(ts_model *m, const ts_train_opts *o, const int *inputs, const int *targets, long step,
+                        float *lr_out, float *norm_out) {
+    ts_model_zero_grad(m);
+    float loss = ts_model_forward(m, inputs, targets, o->batch_size, o->seq_len);
+    ts_model_backward(m);
+    float norm = grad_clip(m->params.grad, m->params.numel, o->grad_clip);
+    float lr = lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
+    adamw_step(&m->params, &o->adamw, lr, step + 1);
+    *lr_out = lr;
+    *norm_out = norm;
+    return loss;
+}
+//! [train-step]
+
+ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_stream *eval,
+                      const ts_train_opts *o, ts_train_result *result) {
+    int B = o->batch_size, T = o->seq_len;
+    memset(result, 0, sizeof *result);
+    if (!m->params.m) return ts_fail(TS_ERR_ARG, "pretrain: the model was created without optimizer state");
+    if (train->n < (size_t)T + 2)
+        return ts_fail(TS_ERR_RANGE, "pretrain: the training data has %zu tokens, fewer than one window of %d", train->n,
+                       T + 1);
+    for (size_t i = 0; i < train->n; i++)
+        if (train->tokens[i] < 0 || train->tokens[i] >= m->cfg.vocab_size)
+            return ts_fail(TS_ERR_RANGE, "pretrain: token %d at position %zu is outside the vocabulary (0..%d)",
+                           train->tokens[i], i, m->cfg.vocab_size - 1);
+    ts_status st = ts_model_reserve(m, B, T);
+    if (st) return st;
+
+    ts_rng data_rng;
+    ts_rng_seed(&data_rng, o->seed, TS_STREAM_DATA);
+    long start_step = 0;
+    if (o->resume) {
+        if (!o->out_dir) return ts_fail(TS_ERR_ARG, "pretrain: --resume needs the run's output folder");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", o->out_dir);
+        if ((st = ts_safetensors_load_params(&m->params, path))) return st;
+        snprintf(path, sizeof path, "%s/training_state.safetensors", o->out_dir);
+        ts_trainstate_meta meta;
+        if ((st = ts_trainstate_load(path, &m->params, &meta, run_fingerprint(m, o)))) return st;
+        if (meta.n_rng < 1) return ts_fail(TS_ERR_FORMAT, "%s: no data-order RNG state", path);
+        start_step = meta.step;
+        data_rng = meta.rng[0];
+        if (o->metrics_path && (st = ts_metrics_truncate_after(o->metrics_path, start_step))) return st;
+    }
+
+    static const char *const columns[] = {"step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s"};
+    ts_metrics metrics;
+    int have_metrics = 0;
+    if (o->metrics_path) {
+        if ((st = ts_metrics_open(&metrics, o->metrics_path, columns, 7, o->resume))) return st;
+        have_metrics = 1;
+    }
+    int *inputs = malloc((size_t)B * T * sizeof(int)), *targets = malloc((size_t)B * T * sizeof(int));
+    size_t *starts = malloc((size_t)B * sizeof(size_t));
+    if (!inputs || !targets || !starts) {
+        st = ts_fail(TS_ERR_NOMEM, "pretrain: out of memory for batches");
+        goto done;
+    }
+    long end_step = o->steps;
+    if (o->stop_after > 0 && o->stop_after < end_step) end_step = o->stop_after;
+    ts_progress progress;
+    if (!o->quiet) ts_progress_start(&progress, "pretrain", end_step - start_step);
+    double t0 = ts_now(), tokens_done = 0;
+    float loss = NAN, val = NAN;
+    for (long step = start_step; step < end_step; step++) {
+        double ts = ts_now();
+        for (int b = 0; b < B; b++) starts[b] = (size_t)ts_rng_below(&data_rng, train->n - (size_t)T - 1);
+        make_batch(train, starts, B, T, inputs, targets);
+        float lr, norm;
+        loss = train_step(m, o, inputs, targets, step, &lr, &norm);
+        double step_s = ts_now() - ts;
+        tokens_done += (double)B * T;
+        val = NAN;
+        int last = step + 1 == o->steps;
+        if (eval && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last || step == 0))
+            val = ts_eval_loss(m, eval, B, T, o->eval_batches);
+        if (have_metrics) {
+            double row[7] = {(double)(step + 1), loss, val, lr, norm, B * T / step_s, ts_now() - t0};
+            if ((st = ts_metrics_row(&metrics, row))) goto done;
+        }
+        if (!o->quiet) {
+            double tps = tokens_done / (ts_now() - t0);
+            if (val == val)
+                ts_progress_update(&progress, step + 1 - start_step, "loss %.3f  val %.3f  %.1fk tok/s", loss, val,
+                                   tps / 1000);
+            else
+                ts_progress_update(&progress, step + 1 - start_step, "loss %.3f  %.1fk tok/s", loss, tps / 1000);
+        }
+        if (o->save_every > 0 && (step + 1) % o->save_every == 0 && step + 1 < end_step)
+            if ((st = save_all(m, o, step + 1, &data_rng))) goto done;
+    }
+    result->seconds = ts_now() - t0;
+    result->steps_run = end_step - start_step;
+    result->tokens_per_s = result->seconds > 0 ? tokens_done / result->seconds : 0;
+    result->final_loss = loss;
+    result->final_val_loss = val == val ? val : ts_eval_loss(m, eval, B, T, o->eval_batches);
+    if (!o->quiet)
+        ts_progress_done(&progress, "loss %.3f  val %.3f  %.1fk tok/s", result->final_loss, result->final_val_loss,
+                         result->tokens_per_s / 1000);
+    st = save_all(m, o, end_step, &data_rng);
+done:
+    if (have_metrics) ts_metrics_close(&metrics);
+    free(inputs);
+    free(targets);
+    free(starts);
+    return st;
+}
