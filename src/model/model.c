@@ -247,6 +247,14 @@ static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
 float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T) {
     const ts_config *c = &m->cfg;
     int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    /* Grow the activations if this batch is larger than what was reserved. */
+    if ((B > m->B || T > m->T || !m->arena.base) && ts_model_reserve(m, B > m->B ? B : m->B, T > m->T ? T : m->T))
+        return NAN;
+    for (int i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= V) {
+            ts_fail(TS_ERR_RANGE, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i, V - 1);
+            return NAN;
+        }
     m->cur_B = B;
     m->cur_T = T;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int));

@@ -124,7 +124,9 @@ ts_status ts_model_reserve(ts_model *m, int B, int T);
  * @brief Forward pass over tokens (B,T). With targets (B,T) non-NULL returns the
  * mean cross-entropy over targets that are not TS_IGNORE (and keeps what the
  * backward needs); with targets NULL only the logits are computed and 0 is returned.
- * B and T must not exceed what ts_model_reserve() sized; tokens must be in range.
+ * Activations grow (ts_model_reserve()) if B or T exceed what was reserved.
+ * Returns NAN, with ts_last_error() set, if a token is outside the vocabulary
+ * or memory runs out.
  */
 float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T);
 
