@@ -1,7 +1,10 @@
 # Chapter 1: how often the pair merged at each BPE step occurred in the
-# training text. The first merges join very frequent pairs (digits with
-# separators, common words of the prompts); the counts fall quickly, which is
-# why a small vocabulary already shortens the text a lot.
+# training text, with the token each merge made (the first 24 are labelled;
+# Ġ is a space in the byte-level spelling of tokenizer.json). Merges are
+# learned most frequent first, so the counts only fall. Digits never merge
+# (each is its own pre-tokenizer chunk), so the merges build the words and
+# separators of the prompts and scratchpads, and the corpus runs out of pairs
+# long before a vocabulary of 512.
 #
 # input: runs/ch01/merges.csv
 # made-by: make ch1
@@ -13,13 +16,15 @@
 
 set datafile separator comma
 set title "Byte-level BPE on the toy arithmetic corpus (chapter 1)"
-set xlabel "merge index"
+set xlabel "merge (in the order learned)"
 set ylabel "occurrences of the merged pair"
-set logscale y
-set format y "10^{%T}"
-set grid xtics ytics mytics lc rgb "#dddddd"
+set yrange [0:*]
+set offsets 0, 1, 0, 0
+set xrange [-0.5:*]
+set grid ytics lc rgb "#dddddd"
 set key off
 set border 3
 set xtics nomirror
 set ytics nomirror
-plot "runs/ch01/merges.csv" skip 1 using 1:4 with linespoints pt 7 ps 0.5 lw 1.5 lc rgb "#1f77b4"
+plot "runs/ch01/merges.csv" skip 1 using 1:4 with linespoints pt 7 ps 0.6 lw 1.5 lc rgb "#1f77b4", \
+     "" skip 1 every ::0::23 using 1:4:(stringcolumn(6)) with labels left rotate by 45 offset 0.3,0.6 font ",9" tc rgb "#333333"

@@ -1,0 +1,24 @@
+/* A tiny program for testing the gdb helpers (scripts/check-infra.sh builds it
+ * with -g and prints its tensors from gdb). Not part of the library. */
+#include <stdlib.h>
+
+#include "core/arena.h"
+
+volatile int ts_fixture_sink;
+
+/* The breakpoint: everything is set up when we stop here. */
+void ts_fixture_stop(ts_view *small, ts_view *big, int *ids, int n) { ts_fixture_sink = n + small->ndim + big->ndim + ids[0]; }
+
+int main(void) {
+    static float a[2 * 3] = {0.5f, -1.25f, 3.0f, 10.0f, 0.001f, -7.0f};
+    float *b = malloc(sizeof(float) * 3 * 40 * 50);
+    if (!b) return 1;
+    for (int i = 0; i < 3 * 40 * 50; i++) b[i] = (float)i;
+    int ids[12];
+    for (int i = 0; i < 12; i++) ids[i] = 256 + i * i;
+    ts_view small = {"layer.w", a, 2, {2, 3}};
+    ts_view big = {"acts", b, 3, {3, 40, 50}};
+    ts_fixture_stop(&small, &big, ids, 12);
+    free(b);
+    return 0;
+}

@@ -1,0 +1,267 @@
+"""gdb helpers for tinyseek: see a tensor as the matrix it is.
+
+Load with `source scripts/gdb/tinyseek.py` (scripts/gdb/gdbinit does it).
+
+  print view            a ts_view (src/core/arena.h) prints as its shaped matrix:
+                          ts_view "x" (2,3) float
+                          [[ 0.1  -0.2   0.3 ]
+                           [ 1.5   2    -3   ]]
+  tsprint EXPR ROWS [COLS]
+                        print the float*/double*/int*/... EXPR as a ROWS x COLS
+                        matrix (a vector of ROWS values without COLS). ROWS and
+                        COLS may be any C expression: `tsprint ids 1 n`.
+  set ts-max-rows N     rows (and leading blocks) shown before eliding with …  (default 8)
+  set ts-max-cols N     columns shown before eliding with …                     (default 10)
+
+Only the entries shown are read from the inferior, so printing a (50000, 512)
+tensor is as quick as printing a small one.
+"""
+import gdb
+import gdb.printing
+
+_ELLIPSIS = "\u2026"
+
+
+class _MaxRows(gdb.Parameter):
+    """Rows (and leading blocks) tsprint and the ts_view printer show before eliding with ..."""
+    set_doc = "Set how many rows tsprint and the ts_view printer show."
+    show_doc = "Show how many rows tsprint and the ts_view printer show."
+
+    def __init__(self):
+        super().__init__("ts-max-rows", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
+        self.value = 8
+
+    def get_set_string(self):
+        return ""
+
+    def get_show_string(self, svalue):
+        return "ts-max-rows is " + svalue
+
+
+class _MaxCols(gdb.Parameter):
+    """Columns tsprint and the ts_view printer show before eliding with ..."""
+    set_doc = "Set how many columns tsprint and the ts_view printer show."
+    show_doc = "Show how many columns tsprint and the ts_view printer show."
+
+    def __init__(self):
+        super().__init__("ts-max-cols", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
+        self.value = 10
+
+    def get_set_string(self):
+        return ""
+
+    def get_show_string(self, svalue):
+        return "ts-max-cols is " + svalue
+
+
+MAX_ROWS = _MaxRows()
+MAX_COLS = _MaxCols()
+
+
+def _ellipsis():
+    # Under a non-UTF-8 host charset gdb cannot print "..."; fall back to "...".
+    try:
+        cs = gdb.parameter("host-charset") or ""
+        if cs.lower() in ("auto", ""):
+            import locale
+            cs = locale.getpreferredencoding(False) or ""
+        _ELLIPSIS.encode(cs)
+        return _ELLIPSIS
+    except Exception:
+        return "..."
+
+
+def _shown(n, limit):
+    """Indices to show out of n: all if n <= limit, else the first and last halves around a gap (None)."""
+    if limit <= 0 or n <= limit:
+        return list(range(n))
+    head = (limit + 1) // 2
+    tail = limit - head
+    return list(range(head)) + [None] + list(range(n - tail, n))
+
+
+def _fmt(v, is_float):
+    if is_float:
+        f = float(v)
+        if f != f:
+            return "nan"
+        if f in (float("inf"), float("-inf")):
+            return "inf" if f > 0 else "-inf"
+        return "%.5g" % f
+    return "%d" % int(v)
+
+
+def format_matrix(ptr, shape, elem_type=None):
+    """Text of the row-major array at gdb.Value pointer `ptr` with `shape` (a list of ints)."""
+    ell = _ellipsis()
+    target = (elem_type or ptr.type.target()).strip_typedefs()
+    is_float = target.code == gdb.TYPE_CODE_FLT
+    if not shape:
+        shape = [1]
+    if any(d < 0 for d in shape):
+        return "<bad shape %s>" % (tuple(shape),)
+    if int(ptr) == 0:
+        return "<NULL data>"
+    if any(d == 0 for d in shape):
+        return "[]"
+    if len(shape) == 1:
+        shape = [1] + list(shape)
+        vector = True
+    else:
+        vector = False
+    rows, cols = shape[-2], shape[-1]
+    lead = shape[:-2]
+    n_blocks = 1
+    for d in lead:
+        n_blocks *= d
+    r_idx = _shown(rows, int(MAX_ROWS.value))
+    c_idx = _shown(cols, int(MAX_COLS.value))
+    b_idx = _shown(n_blocks, int(MAX_ROWS.value))
+
+    def read_block(b):
+        base = b * rows * cols
+        cells = []
+        for r in r_idx:
+            if r is None:
+                cells.append(None)
+                continue
+            row = []
+            for c in c_idx:
+                row.append(ell if c is None else _fmt(ptr[base + r * cols + c], is_float))
+            cells.append(row)
+        return cells
+
+    blocks = []
+    for b in b_idx:
+        if b is None:
+            blocks.append((None, None))
+            continue
+        try:
+            blocks.append((b, read_block(b)))
+        except gdb.MemoryError as e:
+            return "<cannot read data at %s: %s>" % (hex(int(ptr)), e)
+    width = [0] * len(c_idx)
+    for _, cells in blocks:
+        for row in cells or []:
+            if row is None:
+                continue
+            for j, s in enumerate(row):
+                width[j] = max(width[j], len(s))
+
+    def row_text(row):
+        return " ".join(s.rjust(width[j]) if s != ell else s.center(width[j]) for j, s in enumerate(row))
+
+    out = []
+    for b, cells in blocks:
+        if b is None:
+            out.append("%s (%d more blocks)" % (ell, n_blocks - (len(b_idx) - 1)))
+            continue
+        if lead:
+            idx, rem = [], b
+            for d in reversed(lead):
+                idx.append(rem % d)
+                rem //= d
+            out.append("[%s, :, :]" % ", ".join(str(i) for i in reversed(idx)))
+        lines = []
+        for row in cells:
+            lines.append(" " + ell if row is None else "[" + row_text(row) + "]")
+        if vector:
+            out.append(lines[0])
+        else:
+            lines[0] = "[" + lines[0]
+            lines[1:] = [" " + l for l in lines[1:]]
+            lines[-1] += "]"
+            out.extend(lines)
+    return "\n".join(out)
+
+
+class TsViewPrinter:
+    """ts_view: name, shape and the shaped matrix."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        v = self.val
+        try:
+            ndim = int(v["ndim"])
+        except gdb.error as e:
+            return "<ts_view: %s>" % e
+        if ndim < 0 or ndim > 4:
+            return "ts_view <uninitialised? ndim=%d>" % ndim
+        shape = [int(v["shape"][i]) for i in range(ndim)]
+        name_ptr = v["name"]
+        name = "(unnamed)"
+        if int(name_ptr) != 0:
+            try:
+                name = '"%s"' % name_ptr.string(errors="replace")
+            except gdb.error:
+                name = "<bad name pointer>"
+        head = "ts_view %s (%s) %s" % (name, ",".join(str(d) for d in shape),
+                                       str(v["data"].type.target().unqualified()))
+        return head + "\n" + format_matrix(v["data"], shape)
+
+
+def _lookup(val):
+    t = val.type.unqualified()
+    if t.code == gdb.TYPE_CODE_REF:
+        t = t.target().unqualified()
+    name = t.name or (t.strip_typedefs().tag if t.strip_typedefs().code == gdb.TYPE_CODE_STRUCT else None)
+    if name == "ts_view":
+        return TsViewPrinter(val)
+    return None
+
+
+class TsPrint(gdb.Command):
+    """tsprint EXPR ROWS [COLS]: print a float*/int* (or array) EXPR as a ROWS x COLS matrix.
+
+Without COLS, prints ROWS values as one vector. ROWS and COLS are C expressions,
+evaluated in the current frame (e.g. `tsprint ids n`, `tsprint out B*T C`).
+Use quotes around an EXPR that contains spaces: tsprint "p + 4" 2 3.
+Large matrices are elided with ... (set ts-max-rows / ts-max-cols)."""
+
+    def __init__(self):
+        super().__init__("tsprint", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) not in (2, 3):
+            raise gdb.GdbError("usage: tsprint EXPR ROWS [COLS]   (e.g. tsprint ids 1 n)")
+        val = gdb.parse_and_eval(argv[0])
+        t = val.type.strip_typedefs()
+        if t.code == gdb.TYPE_CODE_ARRAY:
+            ptr = val[0].address
+        elif t.code == gdb.TYPE_CODE_PTR:
+            ptr = val
+        else:
+            raise gdb.GdbError("tsprint: %s is a %s, not a pointer or an array" % (argv[0], val.type))
+        elem = ptr.type.target().strip_typedefs()
+        if elem.code not in (gdb.TYPE_CODE_FLT, gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM, gdb.TYPE_CODE_BOOL, gdb.TYPE_CODE_CHAR):
+            raise gdb.GdbError("tsprint: %s points to %s; expected numbers (float, int, ...)" % (argv[0], ptr.type.target()))
+        try:
+            dims = [int(gdb.parse_and_eval(a)) for a in argv[1:]]
+        except gdb.error as e:
+            raise gdb.GdbError("tsprint: %s" % e)
+        if any(d < 0 for d in dims):
+            raise gdb.GdbError("tsprint: negative size %s" % dims)
+        shape = dims if len(dims) == 2 else [dims[0]]
+        gdb.write("%s (%s) %s\n" % (argv[0], ",".join(str(d) for d in shape), ptr.type.target()))
+        gdb.write(format_matrix(ptr, shape) + "\n")
+
+
+def register(objfile=None):
+    gdb.printing.register_pretty_printer(objfile, _lookup_printer, replace=True)
+
+
+class _Printer:
+    name = "tinyseek"
+    enabled = True
+    subprinters = None
+
+    def __call__(self, val):
+        return _lookup(val)
+
+
+_lookup_printer = _Printer()
+TsPrint()
+register(None)
