@@ -17,6 +17,39 @@
 
 #include <stddef.h>
 
+/**
+ * @brief `TS_OMP(parallel for)` expands to `#pragma omp parallel for` when the
+ * library is built with OpenMP and to nothing otherwise (MODE=debug builds
+ * without -fopenmp, where a bare `#pragma omp` would be an unknown-pragma warning).
+ * Loops marked this way only ever split *independent outputs* between threads,
+ * so results never depend on thread timing.
+ */
+#ifdef _OPENMP
+#define TS_OMP(...) _Pragma(TS_OMP_STR_(omp __VA_ARGS__))
+#else
+#define TS_OMP(...)
+#endif
+/** @cond internal */
+#define TS_OMP_STR_(...) #__VA_ARGS__
+/** @endcond */
+
+/**
+ * @brief Marks a hot inner kernel (sgemm's micro-kernel, attention's per-head loops).
+ * With GCC on x86-64 the function is compiled three times, for AVX-512, for AVX2+FMA
+ * and for the baseline, and the loader picks the best one the CPU supports (the
+ * default build targets baseline x86-64, which has 4-wide SSE only). It also lets
+ * a*b+c fuse into one FMA, which ISO C mode (-std=c11) otherwise forbids; the
+ * chosen version is fixed per machine, so results stay deterministic. Elsewhere
+ * it expands to nothing.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TS_KERNEL                                                                  \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                   optimize("fp-contract=fast")))
+#else
+#define TS_KERNEL
+#endif
+
 /* ------------------------------------------------------------------ */
 /* General matrix multiply                                             */
 /* ------------------------------------------------------------------ */
@@ -154,6 +187,10 @@ void attention_forward_ref(float *out, float *att, const float *q, const float *
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
                         int B, int T, int H, int Dqk, int Dv, float scale);
+/** @brief Reference loops for attention_backward() (single-threaded: scratch needs T*T floats). */
+void attention_backward_ref(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                            const float *att, const float *q, const float *k, const float *v,
+                            int B, int T, int H, int Dqk, int Dv, float scale);
 
 /* ------------------------------------------------------------------ */
 /* SwiGLU                                                              */
