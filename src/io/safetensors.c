@@ -591,7 +591,8 @@ static ts_status parse_header(ts_safetensors *st, const char *hdr, size_t n) {
 
 ts_status ts_safetensors_open(ts_safetensors *st, const char *path) {
     memset(st, 0, sizeof *st);
-    st->path = dup_string(path ? path : "(null)");
+    if (!path) return ts_fail(TS_ERR_ARG, "ts_safetensors_open: no path");
+    st->path = dup_string(path);
     if (!st->path) return ts_fail(TS_ERR_NOMEM, "out of memory opening %s", path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
