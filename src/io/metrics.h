@@ -33,7 +33,11 @@ typedef struct {
  * header (TS_ERR_FORMAT otherwise, naming both headers); a partial last line
  * left by a crash is cut off, and rows are appended after it. A missing or
  * empty file is started as with append = 0.
- * @param columns @p n names; they may not contain commas, quotes or line breaks.
+ * @param m       the metrics file to set up
+ * @param path    CSV file name
+ * @param columns @p n names; they may not contain commas, quotes or line breaks
+ * @param n       number of columns (>= 1)
+ * @param append  1 to continue an existing file (a resumed run), 0 to start over
  */
 ts_status ts_metrics_open(ts_metrics *m, const char *path, const char *const *columns, int n, int append);
 

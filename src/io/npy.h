@@ -22,6 +22,8 @@
 
 /**
  * @brief Write a float32 array ('<f4') to @p path, atomically.
+ * @param path  file to create or replace
+ * @param data  product(shape) floats, row-major (may be NULL if that is 0)
  * @param ndim  0 (a scalar) to TS_NPY_MAX_DIMS
  * @param shape @p ndim sizes (>= 0), outermost first
  */

@@ -41,6 +41,8 @@ typedef struct {
 /**
  * @brief Start timing and decide the mode: redraw if stderr is a terminal,
  *        quiet if TINYSEEK_QUIET is set to anything but "" or "0".
+ * @param p     the display to start
+ * @param label first word of every line, e.g. "train"
  * @param total the count at completion (<= 0 if unknown).
  */
 void ts_progress_start(ts_progress *p, const char *label, long total);

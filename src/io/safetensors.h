@@ -96,6 +96,8 @@ ts_status ts_safetensors_write(const char *path, const ts_st_entry *entries, int
 /**
  * @brief Save every registered tensor of @p p (registration order, F32, the
  *        registry's shapes and p->data) to @p path, atomically.
+ * @param p             the registry (allocated)
+ * @param path          file to create or replace
  * @param metadata_json NULL or a JSON object of strings, as in ts_safetensors_write().
  */
 ts_status ts_safetensors_save(const ts_params *p, const char *path, const char *metadata_json);
@@ -144,6 +146,9 @@ const char *ts_safetensors_meta(const ts_safetensors *st, const char *key);
 
 /**
  * @brief Read tensor @p name into @p dst as floats, converting F32, F16 or BF16.
+ * @param st    an open file
+ * @param name  tensor name
+ * @param dst   where the floats go
  * @param numel number of floats @p dst holds; must equal the tensor's element count.
  * @return TS_ERR_FORMAT if the tensor is missing or has another dtype,
  *         TS_ERR_ARG if @p numel does not match.

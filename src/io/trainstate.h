@@ -39,7 +39,7 @@
 /** Most RNG streams one training state can carry. */
 #define TS_TRAINSTATE_MAX_RNG 4
 
-/** The scalar part of a training state (the moments live in ts_params::m and ::v). */
+/** The scalar part of a training state (the moments live in ts_params::m and ts_params::v). */
 typedef struct {
     long step;                          /**< optimizer steps completed; the next step is step + 1 */
     long data_pos;                      /**< data cursor (e.g. batches or tokens consumed), >= 0 */
