@@ -44,9 +44,19 @@ ifeq ($(OPENMP),1)
   CFLAGS += -fopenmp
   LDLIBS += -fopenmp
 endif
+# OpenBLAS: prefer Debian's OpenMP build, so BLAS and our own loops share one
+# thread pool (the default pthread build spins its own threads, which then
+# fight the OpenMP ones for the same cores).
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_OMP := /usr/lib/$(MULTIARCH)/openblas-openmp
 ifeq ($(BLAS),1)
-  CFLAGS += -DTS_USE_BLAS=1 $(shell pkg-config --cflags openblas)
-  LDLIBS += $(shell pkg-config --libs openblas)
+  ifneq ($(wildcard $(OPENBLAS_OMP)/libopenblas.so),)
+    CFLAGS += -DTS_USE_BLAS=1 -I/usr/include/$(MULTIARCH)/openblas-openmp
+    LDLIBS += -L$(OPENBLAS_OMP) -Wl,-rpath,$(OPENBLAS_OMP) -lopenblas
+  else
+    CFLAGS += -DTS_USE_BLAS=1 $(shell pkg-config --cflags openblas)
+    LDLIBS += $(shell pkg-config --libs openblas)
+  endif
 endif
 CFLAGS += $(shell pkg-config --cflags libcjson 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)

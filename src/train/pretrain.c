@@ -145,6 +145,7 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
     ts_status st = ts_model_reserve(m, B, T);
     if (st) return st;
 
+    if (o->out_dir && (st = ts_mkdir_p(o->out_dir))) return st;
     ts_rng data_rng;
     ts_rng_seed(&data_rng, o->seed, TS_STREAM_DATA);
     long start_step = 0;
