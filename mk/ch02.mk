@@ -1,0 +1,19 @@
+# Chapter 2: the dense baseline. Trains configs/ch02-dense.json on chapter 1's
+# data and tokenizer (running chapter 1 first if its outputs are missing),
+# writes runs/ch02/{model/,samples.txt,summary.txt,unigram.txt} and draws
+# figures/ch02-*.png.
+CHAPTERS += ch2
+CH02 := runs/ch02
+CH02_STEPS ?= 400
+CH02_PROMPTS := "What is 47+38?" "What is 125+67?" "What is 503-27?" "What is 9-4?" "What is 306+598?"
+
+.PHONY: ch2
+ch2: $(CLI_BIN)
+	@test -f runs/ch01/tokenizer.json -a -f runs/ch01/data/pretrain_train.txt || $(MAKE) --no-print-directory ch1
+	@mkdir -p $(CH02)
+	@rm -f $(CH02)/model/metrics.csv
+	$(TS) pretrain --config configs/ch02-dense.json --data runs/ch01/data --tokenizer runs/ch01/tokenizer.json \
+	    --out $(CH02)/model --steps $(CH02_STEPS) --eval-every 50 | tee $(CH02)/summary.txt
+	@sed -n 's/.*unigram entropy \([0-9.]*\) nats.*/\1/p' $(CH02)/summary.txt > $(CH02)/unigram.txt
+	$(TS) generate --model $(CH02)/model $(CH02_PROMPTS) | tee $(CH02)/samples.txt
+	@bash scripts/figures.sh $(sort $(wildcard figures/ch02-*.gp))
