@@ -5,7 +5,6 @@
 CHAPTERS += ch2
 CH02 := runs/ch02
 CH02_STEPS ?= 400
-CH02_PROMPTS := "What is 47+38?" "What is 125+67?" "What is 503-27?" "What is 9-4?" "What is 306+598?"
 
 .PHONY: ch2
 ch2: $(CLI_BIN)
@@ -15,5 +14,6 @@ ch2: $(CLI_BIN)
 	$(TS) pretrain --config configs/ch02-dense.json --data runs/ch01/data --tokenizer runs/ch01/tokenizer.json \
 	    --out $(CH02)/model --steps $(CH02_STEPS) --eval-every 50 | tee $(CH02)/summary.txt
 	@sed -n 's/.*unigram entropy \([0-9.]*\) nats.*/\1/p' $(CH02)/summary.txt > $(CH02)/unigram.txt
-	$(TS) generate --model $(CH02)/model $(CH02_PROMPTS) | tee $(CH02)/samples.txt
+	@head -8 runs/ch01/data/rl_test.jsonl | sed -n 's/.*"prompt": *"\([^"]*\)".*/\1/p' > $(CH02)/prompts.txt
+	$(TS) generate --model $(CH02)/model --prompts $(CH02)/prompts.txt | tee $(CH02)/samples.txt
 	@bash scripts/figures.sh $(sort $(wildcard figures/ch02-*.gp))
