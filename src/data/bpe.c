@@ -332,29 +332,31 @@ static int byte_class(unsigned char c) {
 }
 
 //! [bpe-pretokenize]
+/* The class of s[i], with the end of the text and every digit reading as a
+ * boundary (CLS_DIGIT): Digits(individual_digits=true) runs first, so the
+ * GPT-2 rules below see the text between two digits as a piece of its own. */
+static int class_at(const unsigned char *s, size_t end, size_t i) { return i < end ? byte_class(s[i]) : CLS_DIGIT; }
+
 size_t bpe_next_chunk(const unsigned char *s, size_t end, size_t pos) {
-    int cls = byte_class(s[pos]);
-    /* Digits(individual_digits=true): a digit is always a chunk of its own,
-     * and the text between digits is split as if the digits were not there. */
-    if (cls == CLS_DIGIT) return pos + 1;
-    size_t piece_end = pos;
-    while (piece_end < end && byte_class(s[piece_end]) != CLS_DIGIT) piece_end++;
+    if (byte_class(s[pos]) == CLS_DIGIT) return pos + 1; /* a digit is always a chunk of its own */
     /* GPT-2's pattern, alternative by alternative. */
-    if (s[pos] == '\'' && pos + 1 < piece_end) { /* 's 't 're 've 'm 'll 'd */
-        unsigned char a = s[pos + 1], b = pos + 2 < piece_end ? s[pos + 2] : 0;
+    if (s[pos] == '\'' && pos + 1 < end) { /* 's 't 're 've 'm 'll 'd */
+        unsigned char a = s[pos + 1], b = pos + 2 < end ? s[pos + 2] : 0;
         if (a == 's' || a == 't' || a == 'm' || a == 'd') return pos + 2;
         if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return pos + 3;
     }
     size_t i = pos;
-    if (s[i] == ' ' && i + 1 < piece_end && byte_class(s[i + 1]) != CLS_SPACE) i++; /* " ?" */
+    int next = class_at(s, end, i + 1);
+    if (s[i] == ' ' && (next == CLS_LETTER || next == CLS_OTHER)) i++; /* the optional leading space */
     int run = byte_class(s[i]);
     if (run == CLS_LETTER || run == CLS_OTHER) { /* ?\p{L}+ and ?[^\s\p{L}\p{N}]+ */
-        while (i < piece_end && byte_class(s[i]) == run) i++;
+        while (class_at(s, end, i) == run) i++;
         return i;
     }
     /* Whitespace: \s+(?!\S) leaves the last space of a run to the word after it. */
-    while (i < piece_end && byte_class(s[i]) == CLS_SPACE) i++;
-    if (i < piece_end && i - pos >= 2) return i - 1;
+    while (class_at(s, end, i) == CLS_SPACE) i++;
+    next = class_at(s, end, i);
+    if ((next == CLS_LETTER || next == CLS_OTHER) && i - pos >= 2) return i - 1;
     return i;
 }
 //! [bpe-pretokenize]
@@ -441,6 +443,9 @@ static int has_pair(const int *ids, int n, int left, int right) {
 
 /* ==== training ================================================================ */
 
+/* Below this many table slots or chunk bytes, a merge step runs on one thread. */
+#define PARALLEL_MIN (1 << 16)
+
 /* Pair order used to pick the next merge: higher count first, then the
  * smaller (left, right), so there is never a tie left to chance. */
 static int pair_better(int64_t count, uint64_t key, int64_t best_count, uint64_t best_key) {
@@ -451,7 +456,8 @@ static void best_pair(const bpe_pairmap *counts, int64_t *best_count, uint64_t *
     int64_t bc = 0;
     uint64_t bk = PAIR_EMPTY;
 #ifdef _OPENMP
-#pragma omp parallel
+    /* Threads pay off only for big tables; the answer is the same either way. */
+#pragma omp parallel if (counts->cap >= PARALLEL_MIN)
     {
         int64_t tc = 0;
         uint64_t tk = PAIR_EMPTY;
@@ -557,7 +563,7 @@ static ts_status train_step(trainer *t, int64_t count, int left, int right) {
     long n_words = (long)t->words.count;
     /* Finding the chunks that hold the pair is read-only: threads may split it. */
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t->words.pool.len >= PARALLEL_MIN)
 #endif
     for (long w = 0; w < n_words; w++) t->touched[w] = (unsigned char)has_pair(t->ids + t->word_off[w], t->word_len[w], left, right);
     /* Rewriting them runs in chunk order, so the counts never depend on threads. */
@@ -1090,13 +1096,15 @@ ts_status bpe_from_json(bpe_tokenizer *tok, const char *json, size_t len, const 
         n_entries++;
     }
     qsort(entries, n_entries, sizeof *entries, cmp_entry_id);
+    for (size_t i = 1; i < n_entries; i++)
+        if (entries[i].id == entries[i - 1].id) {
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab/added_tokens: id %d is used twice", name, entries[i].id);
+            goto done;
+        }
     for (size_t i = 0; i < n_entries; i++) {
         if (entries[i].id != (int)i) {
-            if (i > 0 && entries[i].id == entries[i - 1].id)
-                st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab/added_tokens: id %d is used twice", name, entries[i].id);
-            else
-                st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab/added_tokens: id %d is missing (ids must be 0 to %zu)", name,
-                             (int)i, n_entries - 1);
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab/added_tokens: id %d is missing (ids must be 0 to %zu)", name,
+                         (int)i, n_entries - 1);
             goto done;
         }
         if (!entries[i].special && strmap_lookup(&vb.index, entries[i].bytes, entries[i].len, 0) >= 0) {
