@@ -19,6 +19,7 @@
 
 typedef struct {
     double start, last;
+    int printed;
 } progress_state;
 
 /* Progress only for long runs, and only for a person watching a terminal. */
@@ -27,6 +28,7 @@ static void train_progress(int done, int max, void *ctx) {
     double now = ts_now();
     if (now - p->last < 1.0 || !isatty(fileno(stderr))) return;
     p->last = now;
+    p->printed = 1;
     fprintf(stderr, "\rtokenizer train: %d of at most %d merges (%.0f s)", done, max, now - p->start);
     fflush(stderr);
 }
@@ -53,10 +55,11 @@ static int tok_train(int argc, char **argv) {
     size_t len;
     if (ts_read_file(input, &text, &len)) return cli_error("tokenizer train: %s", ts_last_error());
     bpe_tokenizer tok;
-    progress_state ps = {ts_now(), ts_now()};
+    progress_state ps = {0};
+    ps.start = ps.last = ts_now();
     ts_status st = bpe_train(&tok, text, len, vocab_size, train_progress, &ps);
     double seconds = ts_now() - ps.start;
-    if (ps.last > ps.start) fputc('\n', stderr);
+    if (ps.printed) fputc('\n', stderr);
     if (!st) st = bpe_save(&tok, out);
     if (!st && log) st = bpe_write_merge_log(&tok, log);
     int *ids = NULL;
