@@ -62,9 +62,10 @@ static void data_then_tokenizer_round_trip(void **state) {
                          cli, d),
                      0);
     char ids[1024];
-    snprintf(ids, sizeof ids, "%s", out);
-    ids[strcspn(ids, "\n")] = '\0';
-    assert_true(strlen(ids) > 0);
+    size_t ids_len = strcspn(out, "\n");
+    assert_true(ids_len > 0 && ids_len < sizeof ids);
+    memcpy(ids, out, ids_len);
+    ids[ids_len] = '\0';
     assert_int_equal(CLI("%s tokenizer decode --tokenizer %s/tok.json %s", cli, d, ids), 0);
     assert_string_equal(out, "What is 12+7? <think>2+7=9 carry 0</think>");
 
