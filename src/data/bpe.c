@@ -534,7 +534,7 @@ static void default_specials(special_set *ss, unsigned char first[256]) {
     ss->first = first;
 }
 
-//! [bpe-train]
+//! [bpe-train-step]
 /* One merge step: take the most frequent pair, give it a token, and rewrite
  * every chunk that contains it, updating the pair counts of those chunks. */
 static ts_status train_step(trainer *t, int64_t count, int left, int right) {
@@ -579,6 +579,7 @@ static ts_status train_step(trainer *t, int64_t count, int left, int right) {
 oom:
     return ts_fail(TS_ERR_NOMEM, "out of memory in BPE training");
 }
+//! [bpe-train-step]
 
 ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_size, bpe_progress_fn progress,
                     void *ctx) {
@@ -590,10 +591,11 @@ ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_
     trainer t = {0};
     ts_status st = TS_OK;
 
-    /* 1. Count the unique chunks of the corpus (special tokens are skipped). */
     special_set ss;
     unsigned char first[256];
     default_specials(&ss, first);
+    //! [bpe-train-chunks]
+    /* 1. Count the unique chunks of the corpus (special tokens are skipped). */
     for (size_t pos = 0; pos < len;) {
         int sid;
         size_t slen, seg_end = next_special(&ss, s, len, pos, &sid, &slen);
@@ -606,6 +608,7 @@ ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_
         }
         pos += slen;
     }
+    //! [bpe-train-chunks]
 
     /* 2. Every unique chunk starts as its bytes; the vocabulary as the 256 bytes. */
     size_t n_words = t.words.count;
@@ -625,6 +628,7 @@ ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_
         if (vb_add(&t.vb, &byte, 1, 0) != b) goto oom;
     }
 
+    //! [bpe-train-loop]
     /* 3. Merge the most frequent pair until the vocabulary is full. */
     int max_tokens = vocab_size - BPE_N_SPECIAL, max_merges = max_tokens - 256;
     while (t.vb.n < max_tokens) {
@@ -635,8 +639,8 @@ ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_
         if ((st = train_step(&t, count, (int)(key >> 32), (int)(key & 0xffffffffu)))) goto done;
         if (progress && t.n_merges % 64 == 0) progress(t.n_merges, max_merges, ctx);
     }
+    //! [bpe-train-loop]
     if (progress) progress(t.n_merges, max_merges, ctx);
-    //! [bpe-train]
 
     /* 4. Special tokens come last. */
     for (int k = 0; k < BPE_N_SPECIAL; k++)
@@ -741,6 +745,7 @@ ts_status bpe_decode(const bpe_tokenizer *tok, const int *ids, size_t n, char **
 
 /* ==== tokenizer.json ============================================================= */
 
+//! [bpe-byte-unicode]
 /* GPT-2's bytes_to_unicode(): printable bytes stand for themselves, the other
  * 68 (controls, space, DEL, ...) are shifted to code points 256..323, so every
  * token is a printable string with no spaces. */
@@ -753,6 +758,7 @@ static void byte_unicode_tables(int byte_to_cp[256], int cp_to_byte[324]) {
         cp_to_byte[byte_to_cp[b]] = b;
     }
 }
+//! [bpe-byte-unicode]
 
 char *bpe_bytes_to_unicode(const unsigned char *bytes, size_t len) {
     int b2c[256], c2b[324];
