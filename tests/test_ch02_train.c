@@ -7,6 +7,7 @@
 #include "data/tasks.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/inspect.h"
 #include "train/pretrain.h"
 
 static ts_config small_config(int vocab) {
@@ -132,6 +133,39 @@ static void checkpoint_roundtrip_is_bit_identical(void **state) {
     assert_non_null(ts_safetensors_find(&st, "model.layers.1.mlp.down_proj.weight"));
     assert_null(ts_safetensors_find(&st, "lm_head.weight"));
     ts_safetensors_close(&st);
+
+    /* The inspection API (what notebooks use through ctypes) sees the same model. */
+    ts_model *o = ts_model_open(dir);
+    assert_non_null(o);
+    assert_int_equal(ts_model_run(o, tokens, 20), 0);
+    ts_view v;
+    assert_int_equal(ts_model_view_logits(o, &v), 0);
+    assert_int_equal(v.shape[0], 20);
+    assert_int_equal(v.shape[1], 50);
+    assert_memory_equal(v.data, a.logits, 20 * 50 * sizeof(float));
+    assert_int_equal(ts_model_view_attention(o, 1, &v), 0);
+    assert_int_equal(v.ndim, 4);
+    for (int h = 0; h < v.shape[1]; h++)
+        for (int t = 0; t < 20; t++) { /* causal rows of probabilities */
+            double sum = 0;
+            for (int s = 0; s < 20; s++) {
+                float p = v.data[((size_t)h * 20 + t) * 20 + s];
+                if (s > t) assert_true(p == 0.0f);
+                sum += p;
+            }
+            assert_true(fabs(sum - 1.0) < 1e-5);
+        }
+    assert_int_equal(ts_model_view_param(o, "model.norm.weight", &v), 0);
+    assert_int_equal(v.ndim, 1);
+    assert_int_equal(v.shape[0], 32);
+    assert_int_equal(ts_model_view_param(o, "lm_head.weight", &v), -1); /* tied: there is none */
+    assert_int_equal(ts_model_view_attention(o, 2, &v), -1);
+    int bad = 50;
+    assert_int_equal(ts_model_run(o, &bad, 1), -1);
+    ts_model_close(o);
+    char nodir[128];
+    snprintf(nodir, sizeof nodir, "%s/nothing-here", dir);
+    assert_null(ts_model_open(nodir));
     ts_model_free(&a);
     ts_model_free(&b);
     tu_rmdir(dir);
