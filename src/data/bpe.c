@@ -969,18 +969,36 @@ static ts_status check_pre_tokenizer(const cJSON *root, const char *name) {
     return TS_OK;
 }
 
+/* A string from the file, made safe to quote in a one-line message: control
+ * bytes escaped, at most 40 bytes shown. buf needs SHOWN_MAX bytes. */
+#define SHOWN_MAX 200
+static const char *shown(const char *str, char *buf) {
+    size_t j = 0;
+    for (size_t i = 0; str[i]; i++) {
+        if (i == 40) {
+            memcpy(buf + j, "...", 4);
+            return buf;
+        }
+        unsigned char c = (unsigned char)str[i];
+        if (c < 0x20 || c == 0x7f) j += (size_t)snprintf(buf + j, SHOWN_MAX - j, "\\x%02x", c);
+        else buf[j++] = (char)c;
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
 static ts_status parse_merge(const cJSON *item, int r, const vocab_builder *vb, const char *name, bpe_merge *m,
                              unsigned char *buf, size_t cap) {
     const char *parts[2];
-    char *copy = NULL;
+    char *copy = NULL, sa[SHOWN_MAX], sb[SHOWN_MAX];
     if (cJSON_IsString(item)) { /* "left right" */
         copy = strdup(item->valuestring);
         if (!copy) return ts_fail(TS_ERR_NOMEM, "out of memory");
         char *space = strchr(copy, ' ');
         if (!space || strchr(space + 1, ' ') || space == copy || !space[1]) {
             free(copy);
-            return ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d]: expected \"LEFT RIGHT\" (two tokens, one space), got \"%.40s\"",
-                           name, r, item->valuestring);
+            return ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d]: expected \"LEFT RIGHT\" (two tokens, one space), got \"%s\"",
+                           name, r, shown(item->valuestring, sa));
         }
         *space = '\0';
         parts[0] = copy;
@@ -999,8 +1017,8 @@ static ts_status parse_merge(const cJSON *item, int r, const vocab_builder *vb, 
         long n = unicode_to_bytes(parts[k], buf + total, cap - total);
         long e = n > 0 ? strmap_lookup((strmap *)&vb->index, buf + total, (size_t)n, 0) : -1;
         if (e < 0)
-            st = ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d] names unknown token \"%.40s\" (not in model.vocab)", name, r,
-                         parts[k]);
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d] names unknown token \"%s\" (not in model.vocab)", name, r,
+                         shown(parts[k], sa));
         else {
             ids[k] = (int)vb->index.val[e];
             total += (size_t)n;
@@ -1009,8 +1027,8 @@ static ts_status parse_merge(const cJSON *item, int r, const vocab_builder *vb, 
     if (!st) {
         long e = strmap_lookup((strmap *)&vb->index, buf, total, 0);
         if (e < 0)
-            st = ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d]: the merged token \"%.40s%.40s\" is not in model.vocab", name,
-                         r, parts[0], parts[1]);
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.merges[%d]: the merged token \"%s%s\" is not in model.vocab", name,
+                         r, shown(parts[0], sa), shown(parts[1], sb));
         else
             *m = (bpe_merge){ids[0], ids[1], (int)vb->index.val[e]};
     }
@@ -1031,6 +1049,7 @@ ts_status bpe_from_json(bpe_tokenizer *tok, const char *json, size_t len, const 
     size_t n_entries = 0;
     vocab_builder vb = {0};
     unsigned char *buf = NULL;
+    char sa[SHOWN_MAX];
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -1067,14 +1086,14 @@ ts_status bpe_from_json(bpe_tokenizer *tok, const char *json, size_t len, const 
     for (const cJSON *v = vocab->child; v; v = v->next) {
         load_entry *e = &entries[n_entries];
         if (!get_id(v, &e->id)) {
-            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab[\"%.40s\"]: expected an integer id from 0 to %d", name, v->string,
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab[\"%s\"]: expected an integer id from 0 to %d", name, shown(v->string, sa),
                          BPE_MAX_VOCAB - 1);
             goto done;
         }
         long n = unicode_to_bytes(v->string, buf, len);
         if (n <= 0) {
-            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab: \"%.40s\" is not a byte-level token (GPT-2 byte-to-unicode spelling)",
-                         name, v->string);
+            st = ts_fail(TS_ERR_FORMAT, "%s: model.vocab: \"%s\" is not a byte-level token (GPT-2 byte-to-unicode spelling)",
+                         name, shown(v->string, sa));
             goto done;
         }
         e->len = (size_t)n;
