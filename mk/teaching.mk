@@ -100,39 +100,48 @@ gdb-prep:
 # student writes and which suites test it:
 #     EX_SOURCE   := src/data/bpe.c
 #     EX_FUNCTION := bpe_apply_merge
-#     EX_TESTS    := test_ch01_bpe
+#     EX_TESTS    := test_bpe_apply_merge test_ch01_bpe   (exercises/NAME/T.c or tests/T.c)
 # The library is built as in `make debug` (-O0 -g3, so the student can step
-# through their code); in a copy of EX_SOURCE's object the function is made a
-# weak symbol (objcopy --weaken-symbol), and the student's file, linked in as
-# an object ahead of the library, supplies the strong definition that wins,
-# also for calls from inside EX_SOURCE. No line of src/ changes.
-# EX_STUDENT picks another file than exercises/NAME/student.c (exercise-check does).
+# through their code). In a copy of EX_SOURCE's object the function becomes a
+# weak symbol (objcopy --weaken-symbol), and the student's file, linked as an
+# object ahead of the library, supplies the strong definition that wins, also
+# for the calls from inside EX_SOURCE. No line of src/ changes.
+# EX_STUDENT=path uses another file than exercises/NAME/student.c (exercise-check does).
 exercise:
-	@if [ -z "$(EX)" ]; then echo "exercise: which one? e.g. make exercise EX=bpe_apply_merge (exercises: $(notdir $(wildcard exercises/*)))" >&2; exit 2; fi
+	@if [ -z "$(EX)" ]; then echo "exercise: which one? e.g. make exercise EX=bpe_apply_merge (exercises: $(notdir $(patsubst %/,%,$(dir $(wildcard exercises/*/exercise.mk)))))" >&2; exit 2; fi
 	@$(MAKE) --no-print-directory exercise-build MODE=debug EX=$(EX) $(if $(EX_STUDENT),EX_STUDENT=$(EX_STUDENT))
-	@bash scripts/run-tests.sh $(DEBUG_BUILD)/exercise/$(EX)
+	@bash scripts/exercise-run.sh $(DEBUG_BUILD)/exercise/$(EX)
 
 exercise-check:
-	@bash scripts/exercise-check.sh
+	@bash scripts/exercise-check.sh $(EXERCISES)
+
+.PHONY: print-exercise-build
+print-exercise-build:
+	@echo $(DEBUG_BUILD)
 
 ifneq ($(EX),)
 EX_HOME := exercises/$(EX)
 ifeq ($(wildcard $(EX_HOME)/exercise.mk),)
-  $(error exercise: no exercise '$(EX)' (expected $(EX_HOME)/exercise.mk; exercises: $(notdir $(wildcard exercises/*))))
+  $(error exercise: no exercise '$(EX)' (expected $(EX_HOME)/exercise.mk; exercises: $(notdir $(patsubst %/,%,$(dir $(wildcard exercises/*/exercise.mk))))))
 endif
 include $(EX_HOME)/exercise.mk
 EX_STUDENT ?= $(EX_HOME)/student.c
 EX_OUT := $(BUILD)/exercise/$(EX)
 EX_OBJ := $(BUILD)/$(EX_SOURCE:.c=.o)
+EX_MISSING := $(foreach t,$(EX_TESTS),$(if $(wildcard $(EX_HOME)/$(t).c tests/$(t).c),,$(t)))
+ifneq ($(EX_MISSING),)
+  $(error exercise $(EX): no suite $(EX_MISSING) (looked for $(EX_HOME)/T.c and tests/T.c; see $(EX_HOME)/exercise.mk))
+endif
 EX_TEST_BIN := $(EX_TESTS:%=$(EX_OUT)/tests/%)
 
 exercise-build: $(EX_OUT)/tinyseek $(EX_TEST_BIN)
-	@echo "exercise: $(EX_FUNCTION) from $(EX_STUDENT) replaces the one in $(EX_SOURCE); running $(EX_TESTS)"
+	@rm -f $(filter-out $(EX_TEST_BIN),$(wildcard $(EX_OUT)/tests/*))
+	@echo "exercise: $(EX_FUNCTION)() from $(EX_STUDENT) replaces the one in $(EX_SOURCE); suites: $(EX_TESTS)"
 
 .PHONY: ex-force
 ex-force:
 
-# The student's function: always recompiled (a few milliseconds), so switching
+# The student's function: always recompiled (milliseconds), so switching
 # EX_STUDENT can never link a stale object.
 $(EX_OUT)/student.o: $(EX_STUDENT) $(HEADERS) ex-force
 	@mkdir -p $(dir $@)
@@ -152,6 +161,11 @@ $(EX_OUT)/libtinyseek.a: $(filter-out $(EX_OBJ),$(LIB_OBJ)) $(EX_OUT)/weak.o
 
 $(EX_OUT)/tinyseek: $(CLI_OBJ) $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a $(LDLIBS)
+
+# An exercise's own suite first, else the chapter suite of the same name.
+$(EX_OUT)/tests/%: $(EX_HOME)/%.c tests/testutil.h $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a $(LDLIBS) -lcmocka
 
 $(EX_OUT)/tests/%: tests/%.c tests/testutil.h $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a
 	@mkdir -p $(dir $@)
