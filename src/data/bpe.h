@@ -57,14 +57,17 @@ typedef enum {
 
 /** One merge rule: the pair (left, right) becomes token id. Rank = index in the list. */
 typedef struct {
-    int left, right, id;
+    int left;  /**< id of the left token of the pair */
+    int right; /**< id of the right token of the pair */
+    int id;    /**< id of the token the pair becomes */
 } bpe_merge;
 
 /** Open-addressing map from a (left, right) pair to a value (internal). */
 typedef struct {
-    uint64_t *keys;
-    int64_t *vals;
-    size_t cap, count;
+    uint64_t *keys; /**< [cap] left << 32 | right, or UINT64_MAX for an empty slot */
+    int64_t *vals;  /**< [cap] the value of each key */
+    size_t cap;     /**< slots (a power of two) */
+    size_t count;   /**< keys stored */
 } bpe_pairmap;
 
 /** A tokenizer. Zero-initialise, then bpe_train() or bpe_load(); bpe_free() when done. */
@@ -118,7 +121,12 @@ int bpe_apply_merge(int *ids, int n, int left, int right, int new_id);
  * to the smallest (left, right) ids, so the result is fully deterministic and
  * independent of the thread count. Special-token texts in the corpus are
  * skipped, not learned.
- * @param progress may be NULL.
+ * @param tok        the tokenizer to fill (its old contents are not freed)
+ * @param text       the training corpus (any bytes)
+ * @param len        its length in bytes
+ * @param vocab_size the most tokens, from 256 + BPE_N_SPECIAL to BPE_MAX_VOCAB
+ * @param progress   called now and then with the merges done; may be NULL
+ * @param ctx        passed to @p progress
  */
 ts_status bpe_train(bpe_tokenizer *tok, const void *text, size_t len, int vocab_size, bpe_progress_fn progress,
                     void *ctx);

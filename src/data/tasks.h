@@ -59,10 +59,13 @@ typedef enum { TASK_ADD = 0, TASK_SUB = 1, TASK_MUL = 2, TASK_N_OPS = 3 } task_o
 /** Test split size in per mille of all problems (by hash). */
 #define TASK_TEST_PERMILLE 100
 
-/** Buffer sizes that always suffice for TASK_MAX_DIGITS. */
+/** Size of task_text::prompt (enough for TASK_MAX_DIGITS). */
 #define TASK_PROMPT_MAX 64
+/** Size of task_text::answer. */
 #define TASK_ANSWER_MAX 24
+/** Size of task_text::scratchpad. */
 #define TASK_SCRATCH_MAX 640
+/** Size of task_text::response. */
 #define TASK_RESPONSE_MAX 720
 
 /** Which split a problem belongs to. */
@@ -77,8 +80,9 @@ typedef struct {
 
 /** One problem: a op b. */
 typedef struct {
-    task_op op;
-    uint64_t a, b;
+    task_op op; /**< the operation */
+    uint64_t a; /**< first operand (for sub, a >= b) */
+    uint64_t b; /**< second operand (for mul, the one-digit multiplier) */
 } task_problem;
 
 /** A problem rendered as text (all NUL-terminated). */
@@ -98,8 +102,9 @@ ts_status task_config_check(const task_config *cfg);
 /** @brief Parse "add,sub,mul" into an op mask; TS_ERR_ARG naming the bad entry. */
 ts_status task_parse_ops(const char *list, unsigned *ops);
 
-/** @brief Name of an op ("add", "sub", "mul"), and its symbol ('+', '-', '*'). */
+/** @brief Name of an op: "add", "sub" or "mul". */
 const char *task_op_name(task_op op);
+/** @brief Symbol of an op in prompts: '+', '-' or '*'. */
 char task_op_symbol(task_op op);
 
 /** @brief Number of decimal digits of x (1 for 0). */
@@ -135,10 +140,10 @@ void task_render(const task_problem *p, task_text *t);
 size_t task_answer(const task_problem *p, char *buf, size_t cap);
 
 /**
- * @brief Format check for rewards: the completion is
+ * @brief Format check for rewards (R1's format reward): the completion is
  * `<think>…</think>`, optional whitespace, `<answer>…</answer>`, with
- * optional whitespace before and after and no other tag inside (the R1
- * format reward `^<think>.*?</think>\s*<answer>.*?</answer>$`). Returns 1 or 0.
+ * optional whitespace before and after, and each of the four tags exactly
+ * once. Returns 1 or 0.
  */
 int task_check_format(const char *completion, size_t len);
 
@@ -157,7 +162,8 @@ int task_check_answer(const char *completion, size_t len, const char *reference)
 
 /** Counts reported by task_write_datasets(). */
 typedef struct {
-    size_t n_train, n_test;       /**< problems per split */
+    size_t n_train;               /**< training problems */
+    size_t n_test;                /**< test problems */
     size_t bytes_pretrain_train;  /**< size of pretrain_train.txt */
     size_t n_per_op[TASK_N_OPS];  /**< training problems per operation */
 } task_dataset_stats;
