@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Execute notebooks headless with Debian's Jupyter and python3 kernel, in the
+# quick profile (TINYSEEK_QUICK=1: the notebooks pick small sizes).
+#
+#   scripts/run-notebooks.sh                      every notebooks/*.ipynb
+#   scripts/run-notebooks.sh notebooks/01-*.ipynb
+#
+# The committed notebooks are never rewritten: each executed copy goes to
+# build/notebooks/NAME.ipynb. The kernel runs in the notebook's own folder, so
+# `import tinyseek` finds notebooks/tinyseek.py. Fails (exit 1, naming the
+# notebook and the cell's error) if any cell raises. `make notebooks` installs
+# the packages and builds the library first.
+#   TINYSEEK_BUILD   build folder the notebooks use (default build/release)
+#   TINYSEEK_QUICK   1 by default here; 0 runs the full sizes
+#   NB_TIMEOUT       seconds per cell (default 600)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+nbs=("$@")
+if [[ ${#nbs[@]} -eq 0 ]]; then
+  shopt -s nullglob
+  nbs=(notebooks/*.ipynb)
+fi
+[[ ${#nbs[@]} -gt 0 ]] || { echo "notebooks: no notebooks/*.ipynb"; exit 0; }
+
+py=/usr/bin/python3
+if ! $py -c 'import nbconvert, nbformat, ipykernel' 2>/dev/null; then
+  echo "notebooks: Debian's Jupyter is missing: run bash scripts/install-deps.sh notebooks" >&2
+  exit 2
+fi
+
+export TINYSEEK_QUICK=${TINYSEEK_QUICK:-1}
+export TINYSEEK_ROOT=$root
+export TINYSEEK_BUILD=${TINYSEEK_BUILD:-build/release}
+export PYTHONDONTWRITEBYTECODE=1
+export PYDEVD_DISABLE_FILE_VALIDATION=1      # ipykernel's debugger warns about frozen modules otherwise
+export MPLBACKEND=Agg
+# Debian's kernelspec runs /usr/bin/python3; keep pyenv's python3 out of the way anyway.
+export PATH=/usr/bin:/bin:$PATH
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
+
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+outdir=$root/build/notebooks
+mkdir -p "$outdir"
+failed=()
+total_start=$(date +%s.%N)
+for nb in "${nbs[@]}"; do
+  [[ -f "$nb" ]] || { echo "notebooks: $nb: no such file" >&2; failed+=("$nb"); continue; }
+  name=$(basename "$nb")
+  start=$(date +%s.%N)
+  echo "[notebooks] $nb ..."
+  log=$outdir/${name%.ipynb}.log
+  if $py -m jupyter nbconvert --to notebook --execute \
+        --ExecutePreprocessor.kernel_name=python3 \
+        --ExecutePreprocessor.timeout="${NB_TIMEOUT:-600}" \
+        --output-dir "$outdir" --output "$name" "$nb" >"$log" 2>&1; then
+    echo "[notebooks] $nb ... ok in $(elapsed "$start") s (executed copy: build/notebooks/$name)"
+  else
+    # nbconvert prints the failing cell and the traceback; show its last part.
+    echo "[notebooks] $nb ... FAILED: a cell raised. Error:" >&2
+    grep -v -E '^\[NbConvertApp\]|Debugger warning|frozen modules|Xfrozen_modules|PYDEVD_DISABLE' "$log" \
+      | tail -n 25 | sed 's/^/  /' >&2
+    echo "  (full log: build/notebooks/${name%.ipynb}.log)" >&2
+    failed+=("$nb")
+  fi
+done
+echo "[notebooks] ${#nbs[@]} run, ${#failed[@]} failed, $(elapsed "$total_start") s"
+[[ ${#failed[@]} -eq 0 ]]
