@@ -6,6 +6,7 @@ The notebooks drive the real C code; they never reimplement it in Python.
     ts.run("data", "--out", ts.runs("nb01/data"))        # the `tinyseek` command; returns stdout
     lib = ts.lib()                                       # libtinyseek.so through ctypes
     ts.backend()                                         # "openblas (...)" or "c loops"
+    v = ts.View(); lib.some_view_fn(..., ctypes.byref(v)); ts.as_array(v)   # a ts_view as NumPy
     rows = ts.read_csv("runs/ch01/merges.csv")           # list of dicts
     ts.QUICK                                             # True under `make notebooks`
 
@@ -94,6 +95,25 @@ def lib():
 def backend():
     """The matmul backend compiled into the library, e.g. "openblas (SkylakeX)" or "c loops"."""
     return lib().ts_matmul_backend().decode()
+
+
+class View(ctypes.Structure):
+    """ctypes mirror of ts_view (src/core/arena.h): a named, shaped view of floats."""
+    _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.POINTER(ctypes.c_float)),
+                ("ndim", ctypes.c_int), ("shape", ctypes.c_int * 4)]
+
+    @property
+    def dims(self):
+        """The shape as a tuple."""
+        return tuple(self.shape[i] for i in range(self.ndim))
+
+
+def as_array(view):
+    """A NumPy array over a View's floats (no copy: valid while the C side keeps them)."""
+    import numpy as np
+    if not view.data:
+        raise ValueError(f"view {view.name!r} has no data")
+    return np.ctypeslib.as_array(view.data, shape=view.dims)
 
 
 def read_csv(p):
