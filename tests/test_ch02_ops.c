@@ -633,12 +633,17 @@ static void same_bits(const run_result *a, const run_result *b) {
 static void same_thread_count_gives_same_bits(void **state) {
     (void)state;
     int saved = ts_num_threads();
-    for (int threads = 1; threads <= 2; threads++) {
-        run_result a = run_once(threads), b = run_once(threads);
-        same_bits(&a, &b);
-        run_free(&a);
-        run_free(&b);
-    }
+    run_result one = run_once(1), again = run_once(1);
+    same_bits(&one, &again);
+    run_free(&again);
+    run_result two = run_once(2), two_again = run_once(2);
+    same_bits(&two, &two_again);
+    /* The C loops compute every output whole on one thread, in a fixed order,
+     * so there even 1 and 2 threads agree (OpenBLAS promises no such thing). */
+    if (strcmp(ts_matmul_backend(), "c loops") == 0) same_bits(&one, &two);
+    run_free(&one);
+    run_free(&two);
+    run_free(&two_again);
     ts_set_num_threads(saved);
 }
 

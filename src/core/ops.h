@@ -34,7 +34,7 @@
 /** @endcond */
 
 /**
- * @brief Marks a hot inner kernel (sgemm's micro-kernel, attention's per-head loops).
+ * @brief Marks a hot inner kernel, such as sgemm's micro-kernel.
  * With GCC on x86-64 the function is compiled three times, for AVX-512, for AVX2+FMA
  * and for the baseline, and the loader picks the best one the CPU supports (the
  * default build targets baseline x86-64, which has 4-wide SSE only). It also lets
