@@ -128,7 +128,7 @@ include $(EX_HOME)/exercise.mk
 EX_STUDENT ?= $(EX_HOME)/student.c
 EX_OUT := $(BUILD)/exercise/$(EX)
 EX_OBJ := $(BUILD)/$(EX_SOURCE:.c=.o)
-EX_MISSING := $(foreach t,$(EX_TESTS),$(if $(wildcard $(EX_HOME)/$(t).c tests/$(t).c),,$(t)))
+EX_MISSING := $(strip $(foreach t,$(EX_TESTS),$(if $(wildcard $(EX_HOME)/$(t).c tests/$(t).c),,$(t))))
 ifneq ($(EX_MISSING),)
   $(error exercise $(EX): no suite $(EX_MISSING) (looked for $(EX_HOME)/T.c and tests/T.c; see $(EX_HOME)/exercise.mk))
 endif

@@ -3,5 +3,5 @@
 EX_SOURCE   := src/data/bpe.c
 EX_FUNCTION := bpe_apply_merge
 # Suites that check it: test_*.c files of this folder, then tests/ suites by name.
-EX_TESTS    := test_bpe_apply_merge
+EX_TESTS    := test_bpe_apply_merge test_ch01_bpe
 EX_CHAPTER  := 1

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Check that the teaching tools fail when they must (and pass when they must),
+# each in a temporary copy, so nothing in the checkout changes:
+#
+#   book      make book-check passes on the checkout's copy, and fails on a
+#             snippet naming a missing marker, a missing file, a marker that is
+#             never closed, and on a chapter edited without make book-md
+#   docs      make docs passes on a small documented tree, and fails when a
+#             header gains an undocumented function or struct field, or a
+#             chapter names a missing snippet
+#   notebooks make notebooks passes a good notebook and fails on a raising cell
+#   figures   scripts/figures.sh refuses a script whose CSV is missing
+#   gdb       the ts_view pretty printer and tsprint print the right matrices,
+#             and .vscode/launch.json matches scripts/gdb/chapters.txt
+#
+#   scripts/check-infra.sh [book docs notebooks figures gdb]   (default: all)
+# One line per check; exit 1 if any failed. Needs the base packages
+# (scripts/install-deps.sh) and, for notebooks, `install-deps.sh notebooks`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+PY=/usr/bin/python3
+tmp=$(mktemp -d /tmp/tinyseek-check-infra-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+make_q() { ${MAKE:-make} --no-print-directory "$@"; }
+
+ok()   { echo "[check-infra] ok    $*"; }
+bad()  { echo "[check-infra] FAIL  $*" >&2; failures=$((failures + 1)); }
+
+# expect_fail NAME PATTERN CMD...: CMD must exit non-zero and print PATTERN (grep -E).
+expect_fail() {
+  local name=$1 pattern=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [[ $rc -eq 0 ]]; then bad "$name: succeeded but must fail"; printf '%s\n' "$out" | tail -5 | sed 's/^/    /' >&2; return; fi
+  if ! grep -qE -- "$pattern" <<<"$out"; then
+    bad "$name: failed (exit $rc) without saying /$pattern/:"; printf '%s\n' "$out" | tail -8 | sed 's/^/    /' >&2; return
+  fi
+  ok "$name: exit $rc, $(grep -E -m1 -- "$pattern" <<<"$out" | sed 's/^ *//' | cut -c1-150)"
+}
+# expect_pass NAME CMD...
+expect_pass() {
+  local name=$1; shift
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [[ $rc -ne 0 ]]; then bad "$name: must pass, exit $rc:"; printf '%s\n' "$out" | tail -8 | sed 's/^/    /' >&2; return; fi
+  ok "$name"
+}
+
+check_book() {
+  local c=$tmp/book
+  mkdir -p "$c"
+  # the pieces make book-check reads: the Makefile (it includes mk/), the generator, chapters, sources
+  cp -r Makefile mk scripts chapters src book.md "$c"/
+  expect_pass "book: make book-check on the current chapters" make_q -C "$c" book-check
+  mkdir -p "$c/src/probe"
+  cat >"$c/src/probe/probe.c" <<'EOF'
+int probe(void) {
+    //! [probe-ok]
+    return 1;
+    //! [probe-ok]
+    //! [probe-open]
+    return 2;
+}
+EOF
+  local ch=$c/chapters/99-probe.md
+  printf '# Probe\n\n\\snippet src/probe/probe.c probe-ok\n' >"$ch"
+  expect_fail "book: a new chapter without make book-md" "book.md is stale: run make book-md" make_q -C "$c" book-check
+  make_q -C "$c" book-md >/dev/null 2>&1
+  expect_pass "book: make book-md, then book-check" make_q -C "$c" book-check
+  grep -q 'src/probe/probe.c, lines 3–3' "$c/book.md" && ok "book: snippet caption and line range" || bad "book: caption 'src/probe/probe.c, lines 3–3' missing from book.md"
+  printf '# Probe\n\nText.\n\n\\snippet src/probe/probe.c no-such-marker\n' >"$ch"
+  expect_fail "book: snippet naming a missing marker" "chapters/99-probe.md:5: .*no-such-marker.*no line in src/probe/probe.c contains" make_q -C "$c" book-check
+  printf '# Probe\n\n\\snippet src/probe/nope.c probe-ok\n' >"$ch"
+  expect_fail "book: snippet naming a missing file" "chapters/99-probe.md:3: .*no such file src/probe/nope.c" make_q -C "$c" book-check
+  printf '# Probe\n\n\\snippet src/probe/probe.c probe-open\n' >"$ch"
+  expect_fail "book: marker opened and never closed" "chapters/99-probe.md:3: .*probe-open.*never closed" make_q -C "$c" book-md
+}
+
+check_docs() {
+  local c=$tmp/docs
+  mkdir -p "$c/scripts" "$c/src/core" "$c/chapters" "$c/docs" "$c/figures"
+  cp Doxyfile "$c"/; cp scripts/docs.sh scripts/doxygen-md.sed "$c/scripts/"; cp docs/mainpage.md "$c/docs/"
+  cp src/core/common.h src/core/arena.h "$c/src/core/"
+  cat >"$c/src/core/probe.c" <<'EOF'
+/** @file probe.c
+ * @brief A probe for the docs check. */
+#include "core/common.h"
+#define PROBE_PRIVATE 1 /* private to this file: no documentation required */
+int ts_num_threads(void) {
+    //! [probe]
+    return PROBE_PRIVATE;
+    //! [probe]
+}
+EOF
+  printf '# Probe chapter\n\nSee [common.h](../src/core/common.h).\n\n\\snippet src/core/probe.c probe\n' >"$c/chapters/01-probe.md"
+  expect_pass "docs: a documented tree builds without warnings" bash "$c/scripts/docs.sh"
+  cp "$c/src/core/common.h" "$c/common.h.orig"
+  sed -i 's|^#endif|int ts_probe_undocumented(int x);\n#endif|' "$c/src/core/common.h"
+  expect_fail "docs: an undocumented function in a header" "common.h:[0-9]+: warning: .*ts_probe_undocumented.*not documented" bash "$c/scripts/docs.sh"
+  cp "$c/common.h.orig" "$c/src/core/common.h"
+  sed -i 's|^#endif|/** @brief A probe struct. */\ntypedef struct { int documented; /**< yes */ int probe_field; } ts_probe;\n#endif|' "$c/src/core/common.h"
+  expect_fail "docs: an undocumented struct field in a header" "warning: Member probe_field .*not documented" bash "$c/scripts/docs.sh"
+  cp "$c/common.h.orig" "$c/src/core/common.h"
+  printf '# Probe chapter\n\n\\snippet src/core/probe.c no-such-marker\n' >"$c/chapters/01-probe.md"
+  expect_fail "docs: a chapter snippet naming a missing marker" "01-probe.md:[0-9]+: warning: .*no-such-marker" bash "$c/scripts/docs.sh"
+}
+
+check_notebooks() {
+  if ! $PY -c 'import nbformat, nbconvert, ipykernel' 2>/dev/null; then
+    bad "notebooks: Jupyter missing (bash scripts/install-deps.sh notebooks)"; return
+  fi
+  local c=$tmp/nb
+  mkdir -p "$c"
+  $PY - "$c" <<'EOF'
+import sys, nbformat
+from nbformat.v4 import new_notebook, new_code_cell
+d = sys.argv[1]
+meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+nbformat.write(new_notebook(cells=[new_code_cell("import os\nassert os.environ['TINYSEEK_QUICK'] == '1'\nprint('fine')")], metadata=meta), f"{d}/good.ipynb")
+nbformat.write(new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("raise RuntimeError('probe: this cell raises')"),
+                                   new_code_cell("print('never reached')")], metadata=meta), f"{d}/bad.ipynb")
+EOF
+  expect_pass "notebooks: a good notebook passes (quick profile set)" make_q notebooks NOTEBOOKS="$c/good.ipynb"
+  expect_fail "notebooks: a raising cell fails make notebooks" "RuntimeError: probe: this cell raises" make_q notebooks NOTEBOOKS="$c/bad.ipynb"
+  local before after
+  before=$(git -C "$root" status --porcelain notebooks)
+  after=$(git -C "$root" status --porcelain notebooks)
+  [[ "$before" == "$after" ]] && ok "notebooks: committed notebooks untouched" || bad "notebooks: the run changed notebooks/"
+}
+
+check_figures() {
+  local c=$tmp/fig
+  mkdir -p "$c"
+  printf '# input: runs/check-infra/no-such.csv\n# made-by: make chX\nplot "runs/check-infra/no-such.csv" using 1:2\n' >"$c/probe.gp"
+  expect_fail "figures: a script whose CSV is missing" "probe.gp needs runs/check-infra/no-such.csv: run make chX first" bash scripts/figures.sh "$c/probe.gp"
+  printf 'set datafile separator comma\nplot "%s" using 1:2 with lines\n' "$c/data.csv" >"$c/probe2.gp"
+  printf 'a,b\n1,2\n2,3\n' >"$c/data.csv"
+  mkdir -p "$c/figs"
+  (cd "$c" && gnuplot -e "set terminal svg; set output 'figs/p.svg'" probe2.gp) >/dev/null 2>&1 && [[ -s $c/figs/p.svg ]] \
+    && ok "figures: gnuplot draws svg" || bad "figures: gnuplot could not draw an svg"
+}
+
+check_gdb() {
+  command -v gdb >/dev/null || { bad "gdb: not installed"; return; }
+  local c=$tmp/gdb
+  mkdir -p "$c"
+  if ! cc -std=c11 -g -O0 -Isrc scripts/gdb/fixture.c -o "$c/fixture" 2>"$c/cc.log"; then
+    bad "gdb: fixture does not compile: $(head -1 "$c/cc.log")"; return
+  fi
+  local out
+  out=$(gdb -q -batch -x scripts/gdb/gdbinit -ex 'break ts_fixture_stop' -ex run -ex 'print *small' \
+        -ex 'print *big' -ex 'tsprint ids 3 4' -ex 'tsprint ids n' "$c/fixture" 2>&1)
+  local want_small=$'$1 = ts_view "layer.w" (2,3) float\n[[0.5 -1.25  3]\n [ 10 0.001 -7]]'
+  grep -qF -- "$want_small" <<<"$out" && ok "gdb: print of a ts_view shows its shaped matrix" \
+    || { bad "gdb: ts_view printer output differs"; printf '%s\n' "$out" | tail -30 | sed 's/^/    /' >&2; }
+  grep -qF -- 'ts_view "acts" (3,40,50) float' <<<"$out" && grep -qE -- '^\[2, :, :\]$' <<<"$out" \
+    && grep -qE -- '^ \[1950 1951 1952 1953 1954 … 1995 1996 1997 1998 1999\]\]$' <<<"$out" \
+    && ok "gdb: a (3,40,50) view is elided with … and shows every block" || bad "gdb: large ts_view not elided as expected"
+  grep -qF -- $'ids (3,4) int\n[[256 257 260 265]\n [272 281 292 305]\n [320 337 356 377]]' <<<"$out" \
+    && ok "gdb: tsprint ids 3 4" || bad "gdb: tsprint ids 3 4 output differs"
+  grep -qF -- '[256 257 260 265 272 … 305 320 337 356 377]' <<<"$out" \
+    && ok "gdb: tsprint ids n (a vector, elided)" || bad "gdb: tsprint ids n output differs"
+  grep -q 'Python Exception' <<<"$out" && bad "gdb: the Python helpers raised: $(grep -m1 'Python Exception' <<<"$out")"
+  expect_pass "gdb: .vscode/launch.json matches scripts/gdb/chapters.txt" $PY scripts/gdb/launch_json.py --check
+}
+
+checks=("$@")
+[[ ${#checks[@]} -gt 0 ]] || checks=(book docs notebooks figures gdb)
+start=$(date +%s.%N)
+for c in "${checks[@]}"; do
+  case $c in
+    book|docs|notebooks|figures|gdb) "check_$c" ;;
+    *) echo "check-infra: unknown check '$c' (book docs notebooks figures gdb)" >&2; exit 2 ;;
+  esac
+done
+secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+if [[ $failures -gt 0 ]]; then
+  echo "[check-infra] $failures check(s) failed ($secs s)" >&2
+  exit 1
+fi
+echo "[check-infra] all passed ($secs s)"
