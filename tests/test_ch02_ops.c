@@ -74,8 +74,8 @@ static void gradcheck_matmul(void **state) {
                         {"matmul.dweight", c.weight, dweight, 20},
                         {"matmul.dbias", c.bias, dbias, 4}};
     check_grads(matmul_loss, &c, t, 3);
-    free(c.inp), free(c.weight), free(c.bias), free(c.out), free(c.w);
-    free(dinp), free(dweight), free(dbias);
+    free(c.inp); free(c.weight); free(c.bias); free(c.out); free(c.w);
+    free(dinp); free(dweight); free(dbias);
 }
 
 typedef struct {
@@ -102,7 +102,7 @@ static void gradcheck_embedding(void **state) {
     ts_gc_tensor t[] = {{"embedding.dtable", c.table, dtable, 28}};
     check_grads(embedding_loss, &c, t, 1);
     for (int i = 0; i < 4; i++) assert_true(dtable[1 * 4 + i] == 0.0f && dtable[3 * 4 + i] == 0.0f);
-    free(c.table), free(c.out), free(c.w), free(dtable);
+    free(c.table); free(c.out); free(c.w); free(dtable);
 }
 
 typedef struct {
@@ -134,7 +134,7 @@ static void gradcheck_rmsnorm_strided(void **state) {
     check_grads(rmsnorm_loss, &c, t, 2);
     for (int n = 0; n < 3; n++)
         for (int i = 8; i < 11; i++) assert_true(dinp[n * 11 + i] == 0.0f);
-    free(c.inp), free(c.weight), free(c.out), free(c.rstd), free(c.w), free(dinp), free(dweight);
+    free(c.inp); free(c.weight); free(c.out); free(c.rstd); free(c.w); free(dinp); free(dweight);
 }
 
 typedef struct {
@@ -170,7 +170,7 @@ static void gradcheck_rope(void **state) {
     rope_backward(dx, pos, c.N, c.H, c.row_stride, c.head_stride, c.dim, cos_t, sin_t);
     ts_gc_tensor t[] = {{"rope.dx", c.x, dx, n}};
     check_grads(rope_loss, &c, t, 1);
-    free(c.x), free(c.y), free(c.w), free(dx);
+    free(c.x); free(c.y); free(c.w); free(dx);
 }
 
 typedef struct {
@@ -195,7 +195,7 @@ static void gradcheck_softmax(void **state) {
     softmax_backward(dinp, c.w, c.out, c.N, c.V);
     ts_gc_tensor t[] = {{"softmax.dinp", c.inp, dinp, 18}};
     check_grads(softmax_loss, &c, t, 1);
-    free(c.inp), free(c.out), free(c.w), free(dinp);
+    free(c.inp); free(c.out); free(c.w); free(dinp);
 }
 
 typedef struct {
@@ -230,8 +230,8 @@ static void gradcheck_attention_shape(int Dqk, int Dv, const char *tag) {
     snprintf(nvn, sizeof nvn, "attention%s.dv", tag);
     ts_gc_tensor t[] = {{nq, c.q, dq, nqk}, {nk, c.k, dk, nqk}, {nvn, c.v, dv, nv}};
     check_grads(attention_loss, &c, t, 3);
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.att), free(c.w);
-    free(dq), free(dk), free(dv), free(scratch);
+    free(c.q); free(c.k); free(c.v); free(c.out); free(c.att); free(c.w);
+    free(dq); free(dk); free(dv); free(scratch);
 }
 
 static void gradcheck_attention(void **state) {
@@ -262,7 +262,7 @@ static void gradcheck_swiglu(void **state) {
     swiglu_backward(dgate, dup, c.w, c.gate, c.up, c.n);
     ts_gc_tensor t[] = {{"swiglu.dgate", c.gate, dgate, 12}, {"swiglu.dup", c.up, dup, 12}};
     check_grads(swiglu_loss, &c, t, 2);
-    free(c.gate), free(c.up), free(c.out), free(c.w), free(dgate), free(dup);
+    free(c.gate); free(c.up); free(c.out); free(c.w); free(dgate); free(dup);
 }
 
 typedef struct {
@@ -288,7 +288,7 @@ static void gradcheck_crossentropy(void **state) {
     crossentropy_backward(dlogits, c.w, c.logits, targets, c.N, c.V);
     ts_gc_tensor t[] = {{"crossentropy.dlogits", c.logits, dlogits, 35}};
     check_grads(ce_loss, &c, t, 1);
-    free(c.logits), free(c.losses), free(c.w), free(dlogits);
+    free(c.logits); free(c.losses); free(c.w); free(dlogits);
 }
 
 /* ------------------------------------------------------------------ */
@@ -329,7 +329,7 @@ static void gradcheck_catches_a_wrong_gradient(void **state) {
     /* a NaN gradient never passes */
     dweight[0] = NAN;
     assert_true(isnan(ts_gradcheck(matmul_loss, &c, t, 1, GC_H, 4, &r, NULL)));
-    free(c.inp), free(c.weight), free(c.out), free(c.w), free(dweight), free(before);
+    free(c.inp); free(c.weight); free(c.out); free(c.w); free(dweight); free(before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -361,8 +361,8 @@ static void matmul_fast_matches_ref_one(int N, int C, int OC, uint64_t seed) {
     double e3 = tu_rel_err(db, db_ref, (size_t)OC);
     if (e1 > FAST_TOL || e2 > FAST_TOL || e3 > FAST_TOL)
         fail_msg("matmul N=%d C=%d OC=%d: dinp %.2e dweight %.2e dbias %.2e", N, C, OC, e1, e2, e3);
-    free(inp), free(weight), free(bias), free(dout), free(out), free(out_ref);
-    free(dinp), free(dinp_ref), free(dw), free(dw_ref), free(db), free(db_ref);
+    free(inp); free(weight); free(bias); free(dout); free(out); free(out_ref);
+    free(dinp); free(dinp_ref); free(dw); free(dw_ref); free(db); free(db_ref);
 }
 
 static void matmul_fast_matches_ref(void **state) {
@@ -406,7 +406,7 @@ static void sgemm_fast_matches_ref(void **state) {
                 if (isnan(C[i])) C[i] = C_ref[i] = 0.0f; /* padding */
             e = tu_rel_err(C, C_ref, nc);
             if (e > FAST_TOL) fail_msg("sgemm ta=%d tb=%d beta=0: %.2e", ta, tb, e);
-            free(A), free(B), free(C), free(C_ref), free(C_orig);
+            free(A); free(B); free(C); free(C_ref); free(C_orig);
         }
     }
 }
@@ -436,8 +436,8 @@ static void attention_fast_matches_ref(void **state) {
     assert_true(tu_rel_err(dq, dq_ref, nqk) <= FAST_TOL);
     assert_true(tu_rel_err(dk, dk_ref, nqk) <= FAST_TOL);
     assert_true(tu_rel_err(dv, dv_ref, nv) <= FAST_TOL);
-    free(q), free(k), free(v), free(dout), free(out), free(out_ref), free(att), free(att_ref);
-    free(dq), free(dq_ref), free(dk), free(dk_ref), free(dv), free(dv_ref), free(scratch);
+    free(q); free(k); free(v); free(dout); free(out); free(out_ref); free(att); free(att_ref);
+    free(dq); free(dq_ref); free(dk); free(dk_ref); free(dv); free(dv_ref); free(scratch);
 }
 
 /* ------------------------------------------------------------------ */
@@ -472,7 +472,7 @@ static void crossentropy_ignored_rows_get_exactly_zero(void **state) {
             assert_true(fabs(losses[n] - expect) <= 1e-5 * fmax(1.0, expect));
         }
     }
-    free(logits), free(losses), free(dlogits);
+    free(logits); free(losses); free(dlogits);
 }
 
 /* ------------------------------------------------------------------ */
@@ -608,13 +608,13 @@ static run_result run_once(int threads) {
     r.dv = zeros(n);
     attention_forward(r.aout, r.att, q, k, v, DB, DT, DH, DD, DD, 0.17f);
     attention_backward(r.dq, r.dk, r.dv, scratch, aout_grad, r.att, q, k, v, DB, DT, DH, DD, DD, 0.17f);
-    free(inp), free(weight), free(bias), free(dout), free(q), free(k), free(v), free(aout_grad), free(scratch);
+    free(inp); free(weight); free(bias); free(dout); free(q); free(k); free(v); free(aout_grad); free(scratch);
     return r;
 }
 
 static void run_free(run_result *r) {
-    free(r->out), free(r->dinp), free(r->dw), free(r->db);
-    free(r->aout), free(r->att), free(r->dq), free(r->dk), free(r->dv);
+    free(r->out); free(r->dinp); free(r->dw); free(r->db);
+    free(r->aout); free(r->att); free(r->dq); free(r->dk); free(r->dv);
 }
 
 static void same_bits(const run_result *a, const run_result *b) {

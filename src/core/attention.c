@@ -189,13 +189,14 @@ void attention_backward_ref(float *dq, float *dk, float *dv, float *scratch, con
                         dot += dout[bthd(b, t, h, T, H, Dv) + d] * v[bthd(b, s, h, T, H, Dv) + d];
                     ds[(size_t)t * T + s] = dot;
                 }
-            for (int s = 0; s < T && dv; s++)
-                for (int d = 0; d < Dv; d++) {
-                    float sum = 0.0f;
-                    for (int t = s; t < T; t++)
-                        sum += p[(size_t)t * T + s] * dout[bthd(b, t, h, T, H, Dv) + d];
-                    dv[bthd(b, s, h, T, H, Dv) + d] += sum;
-                }
+            if (dv)
+                for (int s = 0; s < T; s++)
+                    for (int d = 0; d < Dv; d++) {
+                        float sum = 0.0f;
+                        for (int t = s; t < T; t++)
+                            sum += p[(size_t)t * T + s] * dout[bthd(b, t, h, T, H, Dv) + d];
+                        dv[bthd(b, s, h, T, H, Dv) + d] += sum;
+                    }
             // P[t] = softmax(S[t])  →  dS[t][s] = P[t][s]·(dP[t][s] − Σ_s' P[t][s']·dP[t][s'])
             for (int t = 0; t < T; t++) {
                 float pdp = 0.0f;
@@ -204,20 +205,22 @@ void attention_backward_ref(float *dq, float *dk, float *dv, float *scratch, con
                     ds[(size_t)t * T + s] = p[(size_t)t * T + s] * (ds[(size_t)t * T + s] - pdp);
             }
             // S[t][s] = scale·q_t·k_s  →  dq_t += scale·Σ_s dS[t][s]·k_s,  dk_s += scale·Σ_t dS[t][s]·q_t
-            for (int t = 0; t < T && dq; t++)
-                for (int d = 0; d < Dqk; d++) {
-                    float sum = 0.0f;
-                    for (int s = 0; s <= t; s++)
-                        sum += ds[(size_t)t * T + s] * k[bthd(b, s, h, T, H, Dqk) + d];
-                    dq[bthd(b, t, h, T, H, Dqk) + d] += scale * sum;
-                }
-            for (int s = 0; s < T && dk; s++)
-                for (int d = 0; d < Dqk; d++) {
-                    float sum = 0.0f;
-                    for (int t = s; t < T; t++)
-                        sum += ds[(size_t)t * T + s] * q[bthd(b, t, h, T, H, Dqk) + d];
-                    dk[bthd(b, s, h, T, H, Dqk) + d] += scale * sum;
-                }
+            if (dq)
+                for (int t = 0; t < T; t++)
+                    for (int d = 0; d < Dqk; d++) {
+                        float sum = 0.0f;
+                        for (int s = 0; s <= t; s++)
+                            sum += ds[(size_t)t * T + s] * k[bthd(b, s, h, T, H, Dqk) + d];
+                        dq[bthd(b, t, h, T, H, Dqk) + d] += scale * sum;
+                    }
+            if (dk)
+                for (int s = 0; s < T; s++)
+                    for (int d = 0; d < Dqk; d++) {
+                        float sum = 0.0f;
+                        for (int t = s; t < T; t++)
+                            sum += ds[(size_t)t * T + s] * q[bthd(b, t, h, T, H, Dqk) + d];
+                        dk[bthd(b, s, h, T, H, Dqk) + d] += scale * sum;
+                    }
         }
     }
 }

@@ -36,6 +36,7 @@ float grad_clip(float *grad, size_t n, float max_norm);
 /**
  * @brief Learning rate at @p step (0-based): linear warmup from 0 to lr_max over
  * @p warmup steps, then cosine decay to lr_min at @p total steps.
+ * lr(0) = 0, lr(warmup) = lr_max, lr(total) = lr_min and after.
  */
 float lr_schedule(long step, long warmup, long total, float lr_max, float lr_min);
 
