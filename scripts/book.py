@@ -16,7 +16,8 @@ What it does, in filename order over DIR/*.md:
     the file and line range and linked to the file. This is the same directive
     Doxygen reads, so a chapter renders both here and in `make docs`;
   * rewrites relative links and images (`](../figures/x.svg)`) so they still
-    resolve from the folder book.md is written to.
+    resolve from the folder book.md is written to, and warns (without failing)
+    about a relative link whose target does not exist.
 
 Any problem (a missing file, a missing or unclosed marker, a chapter without a
 title) ends with one line naming the chapter file and line, and exit status 1.
@@ -88,14 +89,22 @@ def extract_snippet(root, path, name, where):
     return start + 1, end + 1, [l.rstrip() for l in dedent(body)]
 
 
-def rewrite_link(target, chapter_dir, out_dir, root):
-    """Make a chapter-relative link target relative to the output file's folder."""
+WARNINGS = []
+
+
+def rewrite_link(target, chapter_dir, out_dir, root, where=None):
+    """Make a chapter-relative link target relative to the output file's folder.
+    A target that does not exist is kept (rewritten) and reported as a warning."""
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith(("#", "/")):
         return target
     path, hash_, frag = target.partition("#")
     if not path:
         return target
     resolved = os.path.normpath(os.path.join(chapter_dir, path))
+    if where and not os.path.exists(resolved):
+        WARNINGS.append(f"{where}: link target {path} does not exist "
+                        f"(relative to {os.path.relpath(chapter_dir, root)}/: "
+                        f"{os.path.relpath(resolved, root)})")
     rel = os.path.relpath(resolved, out_dir)
     return rel.replace(os.sep, "/") + hash_ + frag
 
@@ -145,9 +154,9 @@ def render_chapter(chapter_path, display, root, out_dir):
         if line.lstrip().startswith("\\snippet"):
             raise BookError(f"{where}: malformed directive '{line.strip()}' "
                             f"(expected exactly: \\snippet PATH NAME)")
-        line = LINK_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root)
+        line = LINK_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root, where)
                            + mm.group(3), line)
-        line = IMG_SRC_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root)
+        line = IMG_SRC_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root, where)
                               + mm.group(3), line)
         out.append(line)
     if fence is not None:
@@ -221,6 +230,8 @@ def main():
     except OSError as e:
         print(f"book: {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
+    for w in WARNINGS:
+        print(f"book: warning: {w}", file=sys.stderr)
     rel_out = os.path.relpath(out, root) if not os.path.relpath(out, root).startswith("..") else out
     if a.check:
         try:
