@@ -87,7 +87,7 @@ def _fmt(v, is_float):
             return "nan"
         if f in (float("inf"), float("-inf")):
             return "inf" if f > 0 else "-inf"
-        return "%.5g" % f
+        return "%.4g" % f
     return "%d" % int(v)
 
 
@@ -202,12 +202,20 @@ class TsViewPrinter:
         return head + "\n" + format_matrix(v["data"], shape)
 
 
+_VIEW_FIELDS = ["name", "data", "ndim", "shape"]
+
+
 def _lookup(val):
+    """A TsViewPrinter for a ts_view, whether gdb knows it by the typedef name or,
+    as for a value a function returned, only as the anonymous struct behind it."""
     t = val.type.unqualified()
     if t.code == gdb.TYPE_CODE_REF:
         t = t.target().unqualified()
-    name = t.name or (t.strip_typedefs().tag if t.strip_typedefs().code == gdb.TYPE_CODE_STRUCT else None)
-    if name == "ts_view":
+    if t.name == "ts_view":
+        return TsViewPrinter(val)
+    s = t.strip_typedefs()
+    if s.code == gdb.TYPE_CODE_STRUCT and (s.tag in (None, "ts_view")) \
+            and [f.name for f in s.fields()] == _VIEW_FIELDS:
         return TsViewPrinter(val)
     return None
 
