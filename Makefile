@@ -51,7 +51,7 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 OPENBLAS_OMP := /usr/lib/$(MULTIARCH)/openblas-openmp
 ifeq ($(BLAS),1)
   ifneq ($(wildcard $(OPENBLAS_OMP)/libopenblas.so),)
-    CFLAGS += -DTS_USE_BLAS=1 -I/usr/include/$(MULTIARCH)/openblas-openmp
+    CFLAGS += -DTS_USE_BLAS=1 -DTS_BLAS_OPENMP=1 -I/usr/include/$(MULTIARCH)/openblas-openmp
     LDLIBS += -L$(OPENBLAS_OMP) -Wl,-rpath,$(OPENBLAS_OMP) -lopenblas
   else
     CFLAGS += -DTS_USE_BLAS=1 $(shell pkg-config --cflags openblas)

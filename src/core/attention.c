@@ -41,11 +41,13 @@ static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
 /* Fast path: each head as two matrix products and a softmax           */
 /* ------------------------------------------------------------------ */
 
-/* The (b,h) loops below. With OpenBLAS the heads run one after another and
- * OpenBLAS threads each product: calling it from inside an OpenMP region would
- * set its thread pool against OpenMP's. The project's own sgemm can run inside
- * one, single-threaded, so with BLAS=0 the heads are spread over threads. */
-#ifdef TS_USE_BLAS
+/* The (b,h) loops below spread the heads over OpenMP threads; each head's
+ * products then run single-threaded inside the region. The project's own sgemm
+ * is written for that, and so is the OpenMP build of OpenBLAS that the Makefile
+ * links (it sees it is inside a parallel region and stays on its thread). Only
+ * the pthread build of OpenBLAS would set its own thread pool against OpenMP's,
+ * so with it the heads run one after another and OpenBLAS threads each product. */
+#if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
 #define TS_OMP_HEADS
 #else
 #define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static))
