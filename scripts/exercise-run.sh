@@ -4,13 +4,13 @@
 # allocation ends as a failed suite with a one-line reason, not a hung machine.
 #
 #   scripts/exercise-run.sh DIR
-#   EX_TIMEOUT=seconds per suite (default 30), EX_MEMORY_MB (default 4096)
+#   EX_TIMEOUT=seconds per suite (default 20), EX_MEMORY_MB (default 4096)
 #
 # Prints the failures of each suite and ends with "exercise: N passed, N failed";
 # exit 1 if any suite failed.
 set -u
 dir=${1:?usage: exercise-run.sh BUILD_DIR/exercise/NAME}
-timeout_s=${EX_TIMEOUT:-30}
+timeout_s=${EX_TIMEOUT:-20}
 mem_mb=${EX_MEMORY_MB:-4096}
 export TS_CLI="$PWD/$dir/tinyseek"   # suites that drive the command use the exercise's build
 export TS_SRC="$PWD"
