@@ -54,7 +54,6 @@ def render():
             "externalConsole": False,
             "stopAtEntry": False,
             "MIMode": "gdb",
-            "miDebuggerPath": "gdb",
             "setupCommands": [
                 {"description": "gdb's own pretty printing", "text": "-enable-pretty-printing", "ignoreFailures": True},
                 {"description": "tinyseek printers and tsprint",
