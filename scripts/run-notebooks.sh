@@ -58,10 +58,12 @@ for nb in "${nbs[@]}"; do
         --output-dir "$outdir" --output "$name" "$nb" >"$log" 2>&1; then
     echo "[notebooks] $nb ... ok in $(elapsed "$start") s (executed copy: build/notebooks/$name)"
   else
-    # nbconvert prints the failing cell and the traceback; show its last part.
-    echo "[notebooks] $nb ... FAILED: a cell raised. Error:" >&2
-    grep -v -E '^\[NbConvertApp\]|Debugger warning|frozen modules|Xfrozen_modules|PYDEVD_DISABLE' "$log" \
-      | tail -n 25 | sed 's/^/  /' >&2
+    # nbconvert prints the failing cell and the traceback: show the cell and the error, without colours.
+    clean=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+    err=$(printf '%s\n' "$clean" | grep -E '^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception|Interrupt|Exit)[A-Za-z]*:? ' | tail -1)
+    echo "[notebooks] $nb ... FAILED: ${err:-the execution failed (see the log)}" >&2
+    printf '%s\n' "$clean" | sed -n '/An error occurred while executing the following cell/,$p' \
+      | grep -v '^$' | head -n 30 | sed 's/^/  /' >&2
     echo "  (full log: build/notebooks/${name%.ipynb}.log)" >&2
     failed+=("$nb")
   fi
