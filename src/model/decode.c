@@ -82,56 +82,17 @@ ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens,
     if (st) return st;
     ts_model_forward(m, tokens, NULL, 1, n);
     for (int l = 0; l < c->L; l++) {
-        memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].k, (size_t)n * c->kv_dim * sizeof(float));
-        memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].v, (size_t)n * c->kv_dim * sizeof(float));
+        memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
+        memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
     }
     c->len[b] = n;
     if (logits) memcpy(logits, m->logits + (size_t)(n - 1) * cfg->vocab_size, (size_t)cfg->vocab_size * sizeof(float));
     return TS_OK;
 }
 
-//! [kv-decode]
-/* Attention of one new query row per sequence over that sequence's cache.
- * q (R,H*D) for rows r whose sequence is seq[r] and position pos[r]. */
-static void cached_attention(const ts_kvcache *c, int l, const float *q, float *out, const int *seq, const int *pos,
-                             int R, int H, int Hkv, int D) {
-    float scale = 1.0f / sqrtf((float)D);
-    int group = H / Hkv; /* query heads per key/value head (1 for MHA) */
-    TS_OMP(parallel for collapse(2) schedule(static))
-    for (int r = 0; r < R; r++) {
-        for (int h = 0; h < H; h++) {
-            int b = seq[r], n = pos[r] + 1, kvh = h / group;
-            const float *qh = q + (size_t)r * H * D + h * D;
-            float *s = c->scores + ((size_t)r * H + h) * c->max_T;
-            float mx = -FLT_MAX;
-            for (int t = 0; t < n; t++) {
-                const float *kt = cache_at(c->k, c, l, b, t) + kvh * D;
-                float dot = 0;
-                for (int d = 0; d < D; d++) dot += qh[d] * kt[d];
-                s[t] = dot * scale;
-                if (s[t] > mx) mx = s[t];
-            }
-            float sum = 0;
-            for (int t = 0; t < n; t++) {
-                s[t] = expf(s[t] - mx);
-                sum += s[t];
-            }
-            float *oh = out + (size_t)r * H * D + h * D;
-            for (int d = 0; d < D; d++) oh[d] = 0;
-            for (int t = 0; t < n; t++) {
-                const float *vt = cache_at(c->v, c, l, b, t) + kvh * D;
-                float p = s[t] / sum;
-                for (int d = 0; d < D; d++) oh[d] += p * vt[d];
-            }
-        }
-    }
-}
-
 ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const int *active, float *logits) {
     const ts_config *cfg = &m->cfg;
     int C = cfg->hidden_size, V = cfg->vocab_size, F = cfg->intermediate_size;
-    int H = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads, D = cfg->head_dim;
-    int HD = H * D, KVD = c->kv_dim;
     /* Gather the active sequences into rows 0..R-1. */
     int *seq = c->rows, *pos = c->rows + c->B, R = 0;
     for (int b = 0; b < c->B; b++) {
@@ -145,26 +106,14 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
     }
     if (R == 0) return TS_OK;
     for (int r = 0; r < R; r++) memcpy(c->x + (size_t)r * C, m->w.embed_tokens + (size_t)tokens[seq[r]] * C, C * sizeof(float));
+    ts_mlp_acts mlp = {c->gate, c->up, c->hidden};
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const ts_layer_weights *w = &m->w.layers[l];
         rmsnorm_forward(c->ln, c->res, c->x, w->input_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        matmul_forward(c->q, c->ln, w->q_proj, NULL, R, C, HD);
-        matmul_forward(c->kn, c->ln, w->k_proj, NULL, R, C, KVD);
-        matmul_forward(c->vn, c->ln, w->v_proj, NULL, R, C, KVD);
-        rope_forward(c->q, pos, R, H, HD, D, D, m->rope_cos, m->rope_sin);
-        rope_forward(c->kn, pos, R, Hkv, KVD, D, D, m->rope_cos, m->rope_sin);
-        for (int r = 0; r < R; r++) { /* append this token's key and value */
-            memcpy(cache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
-            memcpy(cache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
-        }
-        cached_attention(c, l, c->q, c->att_out, seq, pos, R, H, Hkv, D);
-        matmul_forward(c->res, c->att_out, w->o_proj, NULL, R, HD, C);
+        mha_decode(m, c, l, c->ln, c->res, seq, pos, R); // appends to the cache, res = attention output
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        matmul_forward(c->gate, c->ln, w->gate_proj, NULL, R, C, F);
-        matmul_forward(c->up, c->ln, w->up_proj, NULL, R, C, F);
-        swiglu_forward(c->hidden, c->gate, c->up, (long)R * F);
-        matmul_forward(c->res, c->hidden, w->down_proj, NULL, R, F, C);
+        mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
     }
     rmsnorm_forward(c->ln, c->res, c->x, m->w.norm, R, C, C, C, cfg->rms_norm_eps);
@@ -175,7 +124,6 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
     }
     return TS_OK;
 }
-//! [kv-decode]
 
 /* ------------------------------------------------------------------ */
 /* Sampling                                                            */

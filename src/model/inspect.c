@@ -52,7 +52,7 @@ int ts_model_view_attention(const ts_model *m, int layer, ts_view *out) {
     }
     memset(out, 0, sizeof *out);
     out->name = "attention probabilities";
-    out->data = m->acts[layer].att;
+    out->data = m->acts[layer].attn.att;
     out->ndim = 4;
     out->shape[0] = m->cur_B;
     out->shape[1] = m->cfg.num_attention_heads;

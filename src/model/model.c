@@ -45,14 +45,14 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
         ts_layer_weights *lw = &w->layers[l];
         VIEW(lw->input_layernorm, "model.layers.%d.input_layernorm.weight", l);
-        VIEW(lw->q_proj, "model.layers.%d.self_attn.q_proj.weight", l);
-        VIEW(lw->k_proj, "model.layers.%d.self_attn.k_proj.weight", l);
-        VIEW(lw->v_proj, "model.layers.%d.self_attn.v_proj.weight", l);
-        VIEW(lw->o_proj, "model.layers.%d.self_attn.o_proj.weight", l);
+        VIEW(lw->attn.q_proj, "model.layers.%d.self_attn.q_proj.weight", l);
+        VIEW(lw->attn.k_proj, "model.layers.%d.self_attn.k_proj.weight", l);
+        VIEW(lw->attn.v_proj, "model.layers.%d.self_attn.v_proj.weight", l);
+        VIEW(lw->attn.o_proj, "model.layers.%d.self_attn.o_proj.weight", l);
         VIEW(lw->post_attention_layernorm, "model.layers.%d.post_attention_layernorm.weight", l);
-        VIEW(lw->gate_proj, "model.layers.%d.mlp.gate_proj.weight", l);
-        VIEW(lw->up_proj, "model.layers.%d.mlp.up_proj.weight", l);
-        VIEW(lw->down_proj, "model.layers.%d.mlp.down_proj.weight", l);
+        VIEW(lw->mlp.gate_proj, "model.layers.%d.mlp.gate_proj.weight", l);
+        VIEW(lw->mlp.up_proj, "model.layers.%d.mlp.up_proj.weight", l);
+        VIEW(lw->mlp.down_proj, "model.layers.%d.mlp.down_proj.weight", l);
     }
     VIEW(w->norm, "model.norm.weight");
     if (m->cfg.tie_word_embeddings) w->lm_head = w->embed_tokens;
@@ -72,8 +72,7 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
                        cfg->num_key_value_heads, cfg->num_attention_heads);
     m->attn = TS_ATTN_MHA;
     int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
-    int H = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads, D = cfg->head_dim;
-    int F = cfg->intermediate_size;
+    int D = cfg->head_dim, F = cfg->intermediate_size;
 
     ts_params *p = &m->params;
     ts_params_init(p);
@@ -82,10 +81,7 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     for (int l = 0; l < L && !bad; l++) {
 #define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
         bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.self_attn.q_proj.weight", l), H * D, C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.self_attn.k_proj.weight", l), Hkv * D, C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.self_attn.v_proj.weight", l), Hkv * D, C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.self_attn.o_proj.weight", l), C, H * D) < 0;
+        bad |= mha_register(m, l) < 0;
         bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
         bad |= add2(p, NAME("model.layers.%d.mlp.gate_proj.weight", l), F, C) < 0;
         bad |= add2(p, NAME("model.layers.%d.mlp.up_proj.weight", l), F, C) < 0;
@@ -153,17 +149,19 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         ts_layer_acts *s = &m->acts[l];
         s->ln1 = ts_arena_floats(a, N * C);
         s->ln1_rstd = ts_arena_floats(a, N);
-        s->q = ts_arena_floats(a, N * HD);
-        s->k = ts_arena_floats(a, N * KVD);
-        s->v = ts_arena_floats(a, N * KVD);
-        s->att = ts_arena_floats(a, (size_t)B * H * T * T);
-        s->attn_out = ts_arena_floats(a, N * HD);
+        s->attn.q = ts_arena_floats(a, N * HD);
+        s->attn.k = ts_arena_floats(a, N * KVD);
+        s->attn.v = ts_arena_floats(a, N * KVD);
+        s->attn.att = ts_arena_floats(a, (size_t)B * H * T * T);
+        s->attn.ctx = ts_arena_floats(a, N * HD);
+        s->attn_y = ts_arena_floats(a, N * C);
         s->res1 = ts_arena_floats(a, N * C);
         s->ln2 = ts_arena_floats(a, N * C);
         s->ln2_rstd = ts_arena_floats(a, N);
-        s->gate = ts_arena_floats(a, N * F);
-        s->up = ts_arena_floats(a, N * F);
-        s->hidden = ts_arena_floats(a, N * F);
+        s->mlp.gate = ts_arena_floats(a, N * F);
+        s->mlp.up = ts_arena_floats(a, N * F);
+        s->mlp.hidden = ts_arena_floats(a, N * F);
+        s->mlp_y = ts_arena_floats(a, N * C);
         s->out = ts_arena_floats(a, N * C);
     }
     m->lnf = ts_arena_floats(a, N * C);
@@ -172,15 +170,15 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
     m->losses = ts_arena_floats(a, 2 * N); /* losses, then dloss per row */
     m->d_res = ts_arena_floats(a, N * C);
     m->d_ln = ts_arena_floats(a, N * C);
-    m->d_q = ts_arena_floats(a, N * HD);
-    m->d_k = ts_arena_floats(a, N * KVD);
-    m->d_v = ts_arena_floats(a, N * KVD);
-    m->d_attn_out = ts_arena_floats(a, N * HD);
-    m->d_gate = ts_arena_floats(a, N * F);
-    m->d_up = ts_arena_floats(a, N * F);
-    m->d_hidden = ts_arena_floats(a, N * F);
     m->d_logits = ts_arena_floats(a, N * V);
-    m->scratch = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
+    m->attn_scratch.d_q = ts_arena_floats(a, N * HD);
+    m->attn_scratch.d_k = ts_arena_floats(a, N * KVD);
+    m->attn_scratch.d_v = ts_arena_floats(a, N * KVD);
+    m->attn_scratch.d_ctx = ts_arena_floats(a, N * HD);
+    m->attn_scratch.att = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
+    m->mlp_scratch.gate = ts_arena_floats(a, N * F);
+    m->mlp_scratch.up = ts_arena_floats(a, N * F);
+    m->mlp_scratch.hidden = ts_arena_floats(a, N * F);
 }
 
 ts_status ts_model_reserve(ts_model *m, int B, int T) {
@@ -206,23 +204,6 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
 /* Forward                                                             */
 /* ------------------------------------------------------------------ */
 
-//! [mha-forward]
-/* Multi-head attention of block l: ln1 (N,C) → attn_out (N,H*D). */
-static void mha_forward(ts_model *m, int l, int B, int T) {
-    const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l];
-    ts_layer_acts *a = &m->acts[l];
-    int N = B * T, C = c->hidden_size, H = c->num_attention_heads, D = c->head_dim;
-    matmul_forward(a->q, a->ln1, w->q_proj, NULL, N, C, H * D); // q (N,H*D) = ln1 · W_Qᵀ
-    matmul_forward(a->k, a->ln1, w->k_proj, NULL, N, C, H * D); // k (N,H*D) = ln1 · W_Kᵀ
-    matmul_forward(a->v, a->ln1, w->v_proj, NULL, N, C, H * D); // v (N,H*D) = ln1 · W_Vᵀ
-    rope_forward(a->q, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
-    rope_forward(a->k, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
-    // attn_out = softmax(q kᵀ / √D + causal mask) v, per head
-    attention_forward(a->attn_out, a->att, a->q, a->k, a->v, B, T, H, D, D, 1.0f / sqrtf((float)D));
-}
-//! [mha-forward]
-
 //! [block-forward]
 /* One pre-norm block: out = res1 + mlp(norm(res1)), res1 = x + attn(norm(x)). */
 static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
@@ -230,17 +211,12 @@ static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
     const ts_layer_weights *w = &m->w.layers[l];
     ts_layer_acts *a = &m->acts[l];
     int N = B * T, C = c->hidden_size, F = c->intermediate_size;
-    int HD = c->num_attention_heads * c->head_dim;
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->input_layernorm, N, C, C, C, c->rms_norm_eps);
-    mha_forward(m, l, B, T);
-    matmul_forward(a->res1, a->attn_out, w->o_proj, NULL, N, HD, C);
-    for (long i = 0; i < (long)N * C; i++) a->res1[i] += x[i]; // residual
+    mha_forward(m, l, B, T); // ln1 → attn_y
+    for (long i = 0; i < (long)N * C; i++) a->res1[i] = x[i] + a->attn_y[i]; // residual
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->res1, w->post_attention_layernorm, N, C, C, C, c->rms_norm_eps);
-    matmul_forward(a->gate, a->ln2, w->gate_proj, NULL, N, C, F);
-    matmul_forward(a->up, a->ln2, w->up_proj, NULL, N, C, F);
-    swiglu_forward(a->hidden, a->gate, a->up, (long)N * F); // silu(gate) ⊙ up
-    matmul_forward(a->out, a->hidden, w->down_proj, NULL, N, F, C);
-    for (long i = 0; i < (long)N * C; i++) a->out[i] += a->res1[i]; // residual
+    mlp_forward(a->mlp_y, &a->mlp, a->ln2, &w->mlp, N, C, F);
+    for (long i = 0; i < (long)N * C; i++) a->out[i] = a->res1[i] + a->mlp_y[i]; // residual
 }
 //! [block-forward]
 
@@ -281,30 +257,6 @@ float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B
 /* Backward                                                            */
 /* ------------------------------------------------------------------ */
 
-//! [mha-backward]
-/* Backward of mha_forward: d_attn_out → d_ln (N,C) and the q/k/v weight grads. */
-static void mha_backward(ts_model *m, int l, int B, int T) {
-    const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l];
-    ts_layer_weights *g = &m->g.layers[l];
-    ts_layer_acts *a = &m->acts[l];
-    int N = B * T, C = c->hidden_size, H = c->num_attention_heads, D = c->head_dim;
-    size_t nq = (size_t)N * H * D;
-    memset(m->d_q, 0, nq * sizeof(float));
-    memset(m->d_k, 0, nq * sizeof(float));
-    memset(m->d_v, 0, nq * sizeof(float));
-    attention_backward(m->d_q, m->d_k, m->d_v, m->scratch, m->d_attn_out, a->att, a->q, a->k, a->v, B, T, H, D, D,
-                       1.0f / sqrtf((float)D));
-    // rope is a rotation: its backward rotates the gradient back
-    rope_backward(m->d_q, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
-    rope_backward(m->d_k, m->pos, N, H, H * D, D, D, m->rope_cos, m->rope_sin);
-    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
-    matmul_backward(m->d_ln, g->q_proj, NULL, m->d_q, a->ln1, w->q_proj, N, C, H * D);
-    matmul_backward(m->d_ln, g->k_proj, NULL, m->d_k, a->ln1, w->k_proj, N, C, H * D);
-    matmul_backward(m->d_ln, g->v_proj, NULL, m->d_v, a->ln1, w->v_proj, N, C, H * D);
-}
-//! [mha-backward]
-
 //! [block-backward]
 /* Backward of block_forward. On entry d_res = dL/d(out); on exit d_res = dL/dx. */
 static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
@@ -313,23 +265,16 @@ static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
     ts_layer_weights *g = &m->g.layers[l];
     ts_layer_acts *a = &m->acts[l];
     int N = B * T, C = c->hidden_size, F = c->intermediate_size;
-    int HD = c->num_attention_heads * c->head_dim;
-    size_t NF = (size_t)N * F;
-    // out = res1 + down(hidden): d_res already is dL/d(res1) through the identity
-    memset(m->d_hidden, 0, NF * sizeof(float));
-    matmul_backward(m->d_hidden, g->down_proj, NULL, m->d_res, a->hidden, w->down_proj, N, F, C);
-    memset(m->d_gate, 0, NF * sizeof(float));
-    memset(m->d_up, 0, NF * sizeof(float));
-    swiglu_backward(m->d_gate, m->d_up, m->d_hidden, a->gate, a->up, (long)NF);
-    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
-    matmul_backward(m->d_ln, g->gate_proj, NULL, m->d_gate, a->ln2, w->gate_proj, N, C, F);
-    matmul_backward(m->d_ln, g->up_proj, NULL, m->d_up, a->ln2, w->up_proj, N, C, F);
+    size_t NC = (size_t)N * C;
+    // out = res1 + mlp(ln2): d_res passes through to res1 unchanged, and is dL/d(mlp_y)
+    memset(m->d_ln, 0, NC * sizeof(float));
+    mlp_backward(m->d_ln, &g->mlp, &m->mlp_scratch, m->d_res, &a->mlp, a->ln2, &w->mlp, N, C, F);
+    // ln2 = rmsnorm(res1): add the norm's path into d_res, which is now dL/d(res1)
     rmsnorm_backward(m->d_res, g->post_attention_layernorm, m->d_ln, a->res1, w->post_attention_layernorm,
                      a->ln2_rstd, N, C, C, C);
-    // res1 = x + o_proj(attn_out)
-    memset(m->d_attn_out, 0, (size_t)N * HD * sizeof(float));
-    matmul_backward(m->d_attn_out, g->o_proj, NULL, m->d_res, a->attn_out, w->o_proj, N, HD, C);
-    mha_backward(m, l, B, T);
+    // res1 = x + attn(ln1): the same again
+    memset(m->d_ln, 0, NC * sizeof(float));
+    mha_backward(m, l, m->d_res, B, T);
     rmsnorm_backward(m->d_res, g->input_layernorm, m->d_ln, x, w->input_layernorm, a->ln1_rstd, N, C, C, C);
 }
 //! [block-backward]

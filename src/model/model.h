@@ -20,6 +20,8 @@
 #include "core/arena.h"
 #include "core/rng.h"
 #include "model/config.h"
+#include "model/mha.h"
+#include "model/mlp.h"
 
 /** Which attention implementation a model runs (chosen from the config). */
 typedef enum {
@@ -31,14 +33,9 @@ typedef enum {
 /** Views of one block's weights (into the parameter or the gradient buffer). */
 typedef struct {
     float *input_layernorm;          /**< (C) */
-    float *q_proj;                   /**< (H*D, C) */
-    float *k_proj;                   /**< (Hkv*D, C) */
-    float *v_proj;                   /**< (Hkv*D, C) */
-    float *o_proj;                   /**< (C, H*D) */
+    ts_mha_weights attn;             /**< self_attn.{q,k,v,o}_proj (MHA/GQA/MQA) */
     float *post_attention_layernorm; /**< (C) */
-    float *gate_proj;                /**< (F, C) */
-    float *up_proj;                  /**< (F, C) */
-    float *down_proj;                /**< (C, F) */
+    ts_mlp_weights mlp;              /**< mlp.{gate,up,down}_proj (dense SwiGLU) */
 } ts_layer_weights;
 
 /** Views of all weights (into the parameter or the gradient buffer). */
@@ -51,31 +48,27 @@ typedef struct {
 
 /** Activations of one block saved by the forward for the backward. */
 typedef struct {
-    float *ln1;      /**< (N,C) input_layernorm output */
-    float *ln1_rstd; /**< (N) */
-    float *q;        /**< (N,H*D) roped queries */
-    float *k;        /**< (N,Hkv*D) roped keys */
-    float *v;        /**< (N,Hkv*D) values */
-    float *att;      /**< (B,H,T,T) attention probabilities */
-    float *attn_out; /**< (N,H*D) attention output before o_proj */
-    float *res1;     /**< (N,C) residual after attention */
-    float *ln2;      /**< (N,C) post_attention_layernorm output */
-    float *ln2_rstd; /**< (N) */
-    float *gate;     /**< (N,F) gate_proj output */
-    float *up;       /**< (N,F) up_proj output */
-    float *hidden;   /**< (N,F) silu(gate) ⊙ up */
-    float *out;      /**< (N,C) block output (residual after the MLP) */
+    float *ln1;       /**< (N,C) input_layernorm output */
+    float *ln1_rstd;  /**< (N) */
+    ts_mha_acts attn; /**< inside the attention block */
+    float *attn_y;    /**< (N,C) attention block output (after o_proj) */
+    float *res1;      /**< (N,C) residual after attention */
+    float *ln2;       /**< (N,C) post_attention_layernorm output */
+    float *ln2_rstd;  /**< (N) */
+    ts_mlp_acts mlp;  /**< inside the MLP */
+    float *mlp_y;     /**< (N,C) MLP output */
+    float *out;       /**< (N,C) block output (residual after the MLP) */
 } ts_layer_acts;
 
 /** The model: config, parameters, and activation buffers for one batch shape. */
-typedef struct {
+typedef struct ts_model {
     ts_config cfg;        /**< architecture */
     ts_attn_kind attn;    /**< attention implementation */
     ts_params params;     /**< all parameters, their gradients and AdamW moments */
     ts_weights w;         /**< named views into params.data */
     ts_weights g;         /**< the same views into params.grad */
-    float *rope_cos;      /**< (max_position_embeddings, D/2) */
-    float *rope_sin;      /**< (max_position_embeddings, D/2) */
+    float *rope_cos;      /**< (max_position_embeddings, rope dim/2) */
+    float *rope_sin;      /**< (max_position_embeddings, rope dim/2) */
 
     /* activations for the batch shape reserved by ts_model_reserve() */
     int B;                /**< batch size reserved */
@@ -89,22 +82,16 @@ typedef struct {
     float *lnf;           /**< (N,C) final norm output */
     float *lnf_rstd;      /**< (N) */
     float *logits;        /**< (N,V) */
-    float *losses;        /**< (N) per-token cross-entropy */
+    float *losses;        /**< (2N) per-token cross-entropy, then dL/dloss per token */
     int n_counted;        /**< targets that were not TS_IGNORE in the last forward */
     int cur_B;            /**< batch size of the last forward */
     int cur_T;            /**< sequence length of the last forward */
     /* gradient scratch, reused by every block in the backward */
     float *d_res;         /**< (N,C) gradient of the residual stream */
-    float *d_ln;          /**< (N,C) */
-    float *d_q;           /**< (N,H*D) */
-    float *d_k;           /**< (N,Hkv*D) */
-    float *d_v;           /**< (N,Hkv*D) */
-    float *d_attn_out;    /**< (N,H*D) */
-    float *d_gate;        /**< (N,F) */
-    float *d_up;          /**< (N,F) */
-    float *d_hidden;      /**< (N,F) */
+    float *d_ln;          /**< (N,C) gradient of a norm's output */
     float *d_logits;      /**< (N,V) */
-    float *scratch;       /**< attention backward scratch, threads*T*T */
+    ts_mha_scratch attn_scratch; /**< attention backward scratch */
+    ts_mlp_acts mlp_scratch;     /**< MLP backward scratch (N,F) */
 } ts_model;
 
 /**
@@ -151,7 +138,7 @@ void ts_model_count_params(const ts_config *cfg, long long *total, long long *ac
  * sequence, the roped keys and the values of every position so far:
  * 2·Hkv·D floats per token per layer.
  */
-typedef struct {
+typedef struct ts_kvcache {
     int L;            /**< layers */
     int B;            /**< sequences */
     int max_T;        /**< positions per sequence */
