@@ -204,18 +204,57 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
 /* Forward                                                             */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* Which attention and which feed-forward layer a block runs           */
+/* ------------------------------------------------------------------ */
+/* ts_model_create() only accepts configs whose kinds are implemented, so
+ * every switch below has a case for every kind a model can have. */
+
+/* ln1 (N,C) → attn_y (N,C) */
+static void attn_forward(ts_model *m, int l, int B, int T) {
+    switch (m->attn) {
+    case TS_ATTN_MHA: mha_forward(m, l, B, T); break;
+    case TS_ATTN_GQA: /* chapter 3 */
+    case TS_ATTN_MLA: /* chapter 4 */ break;
+    }
+}
+
+/* dy = dL/d(attn_y) → m->d_ln += dL/d(ln1) */
+static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
+    switch (m->attn) {
+    case TS_ATTN_MHA: mha_backward(m, l, dy, B, T); break;
+    case TS_ATTN_GQA: /* chapter 3 */
+    case TS_ATTN_MLA: /* chapter 4 */ break;
+    }
+}
+
+/* ln2 (N,C) → mlp_y (N,C); chapter 5 makes some layers mixtures of experts */
+static void ffn_forward(ts_model *m, int l, int N) {
+    const ts_config *c = &m->cfg;
+    ts_layer_acts *a = &m->acts[l];
+    mlp_forward(a->mlp_y, &a->mlp, a->ln2, &m->w.layers[l].mlp, N, c->hidden_size, c->intermediate_size);
+}
+
+/* dy = dL/d(mlp_y) → m->d_ln += dL/d(ln2) */
+static void ffn_backward(ts_model *m, int l, const float *dy, int N) {
+    const ts_config *c = &m->cfg;
+    ts_layer_acts *a = &m->acts[l];
+    mlp_backward(m->d_ln, &m->g.layers[l].mlp, &m->mlp_scratch, dy, &a->mlp, a->ln2, &m->w.layers[l].mlp, N,
+                 c->hidden_size, c->intermediate_size);
+}
+
 //! [block-forward]
 /* One pre-norm block: out = res1 + mlp(norm(res1)), res1 = x + attn(norm(x)). */
 static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
     const ts_config *c = &m->cfg;
     const ts_layer_weights *w = &m->w.layers[l];
     ts_layer_acts *a = &m->acts[l];
-    int N = B * T, C = c->hidden_size, F = c->intermediate_size;
+    int N = B * T, C = c->hidden_size;
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->input_layernorm, N, C, C, C, c->rms_norm_eps);
-    mha_forward(m, l, B, T); // ln1 → attn_y
+    attn_forward(m, l, B, T); // ln1 → attn_y
     for (long i = 0; i < (long)N * C; i++) a->res1[i] = x[i] + a->attn_y[i]; // residual
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->res1, w->post_attention_layernorm, N, C, C, C, c->rms_norm_eps);
-    mlp_forward(a->mlp_y, &a->mlp, a->ln2, &w->mlp, N, C, F);
+    ffn_forward(m, l, N); // ln2 → mlp_y
     for (long i = 0; i < (long)N * C; i++) a->out[i] = a->res1[i] + a->mlp_y[i]; // residual
 }
 //! [block-forward]
@@ -264,17 +303,17 @@ static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
     const ts_layer_weights *w = &m->w.layers[l];
     ts_layer_weights *g = &m->g.layers[l];
     ts_layer_acts *a = &m->acts[l];
-    int N = B * T, C = c->hidden_size, F = c->intermediate_size;
+    int N = B * T, C = c->hidden_size;
     size_t NC = (size_t)N * C;
     // out = res1 + mlp(ln2): d_res passes through to res1 unchanged, and is dL/d(mlp_y)
     memset(m->d_ln, 0, NC * sizeof(float));
-    mlp_backward(m->d_ln, &g->mlp, &m->mlp_scratch, m->d_res, &a->mlp, a->ln2, &w->mlp, N, C, F);
+    ffn_backward(m, l, m->d_res, N);
     // ln2 = rmsnorm(res1): add the norm's path into d_res, which is now dL/d(res1)
     rmsnorm_backward(m->d_res, g->post_attention_layernorm, m->d_ln, a->res1, w->post_attention_layernorm,
                      a->ln2_rstd, N, C, C, C);
     // res1 = x + attn(ln1): the same again
     memset(m->d_ln, 0, NC * sizeof(float));
-    mha_backward(m, l, m->d_res, B, T);
+    attn_backward(m, l, m->d_res, B, T);
     rmsnorm_backward(m->d_res, g->input_layernorm, m->d_ln, x, w->input_layernorm, a->ln1_rstd, N, C, C, C);
 }
 //! [block-backward]
