@@ -134,3 +134,4 @@ clean:
 
 help:
 	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@$(MAKE) --no-print-directory teaching-help

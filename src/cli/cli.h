@@ -27,7 +27,8 @@ typedef struct {
     cli_opt_type type;  /**< value kind */
     void *dest;         /**< where the value goes (holds the default beforehand) */
     const char *help;   /**< one line for --help */
-    double min, max;    /**< allowed range for numbers (ignored when min > max) */
+    double min;         /**< smallest allowed number (the range is ignored when min > max) */
+    double max;         /**< largest allowed number */
 } cli_opt;
 
 /**

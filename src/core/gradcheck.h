@@ -41,10 +41,15 @@ typedef struct {
 
 /**
  * @brief Check each tensor against finite differences of @p loss.
+ * @param loss the loss as a function of the current values of the tensors
+ * @param ctx passed to @p loss
+ * @param tensors the inputs to perturb, each with its analytic gradient
+ * @param n_tensors number of entries in @p tensors
  * @param h step size: about 3e-2 for O(1) inputs, where the float32 rounding of the
  *        loss divided by h (~1e-7/h) balances the h⁴ truncation error
  * @param max_per_tensor check at most this many elements per tensor (evenly
  *        spaced, always including the first and last); 0 means all
+ * @param results if non-NULL, one result per tensor is written there
  * @param report if non-NULL, one line per tensor is printed there
  * @return the worst max_rel over all tensors
  */

@@ -572,7 +572,11 @@ static ts_status train_step(trainer *t, int64_t count, int left, int right) {
         int *ids = t->ids + t->word_off[w];
         int64_t weight = t->words.val[w];
         if (count_pairs(&t->counts, ids, t->word_len[w], -weight)) goto oom;
-        t->word_len[w] = bpe_apply_merge(ids, t->word_len[w], left, right, new_id);
+        int before = t->word_len[w];
+        t->word_len[w] = bpe_apply_merge(ids, before, left, right, new_id);
+        if (t->word_len[w] >= before || t->word_len[w] < 1) /* the pair was there: it must have merged */
+            return ts_fail(TS_ERR_ARG, "bpe_apply_merge returned %d for a chunk of %d tokens holding the pair (%d, %d)",
+                           t->word_len[w], before, left, right);
         if (count_pairs(&t->counts, ids, t->word_len[w], weight)) goto oom;
     }
     return TS_OK;
@@ -676,7 +680,9 @@ static void encode_chunk(const bpe_tokenizer *tok, const unsigned char *s, int n
         }
         if (best == INT64_MAX) break;
         const bpe_merge *m = &tok->merges[best - 1]; /* the map stores rank + 1 */
-        n = bpe_apply_merge(ids, n, m->left, m->right, m->id);
+        int merged = bpe_apply_merge(ids, n, m->left, m->right, m->id);
+        if (merged >= n || merged < 1) break; /* a broken merge function must not loop forever */
+        n = merged;
     }
     *n_out = n;
 }

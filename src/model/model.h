@@ -147,8 +147,19 @@ typedef struct ts_kvcache {
     float *v;         /**< (L, B, max_T, kv_dim) */
     int *len;         /**< (B) tokens cached per sequence */
     size_t bytes;     /**< bytes allocated for k and v together */
-    /* decode-step scratch for B rows */
-    float *x, *ln, *q, *kn, *vn, *att_out, *res, *gate, *up, *hidden, *scores, *logits;
+    /* decode-step scratch, one row per sequence */
+    float *x;         /**< (B,C) residual stream */
+    float *ln;        /**< (B,C) normed input of a block part */
+    float *q;         /**< (B,H*D) queries */
+    float *kn;        /**< (B,kv_dim) new keys */
+    float *vn;        /**< (B,kv_dim) new values */
+    float *att_out;   /**< (B,H*D) attention output before o_proj */
+    float *res;       /**< (B,C) a block part's output (also RMSNorm's rstd scratch) */
+    float *gate;      /**< (B,F) MLP gate */
+    float *up;        /**< (B,F) MLP up */
+    float *hidden;    /**< (B,F) MLP hidden */
+    float *scores;    /**< (B,H,max_T) attention scores */
+    float *logits;    /**< (B,V) */
     int *rows;        /**< (2B) active sequence index and position of each decode row */
 } ts_kvcache;
 
