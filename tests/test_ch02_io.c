@@ -12,27 +12,6 @@
 #include "io/safetensors.h"
 #include "io/trainstate.h"
 
-static char tmpdir[128];
-
-static int setup_dir(void **state) {
-    (void)state;
-    tu_tmpdir(tmpdir);
-    return 0;
-}
-
-static int teardown_dir(void **state) {
-    (void)state;
-    tu_rmdir(tmpdir);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ & 3];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static char *slurp(const char *path, size_t *len) {
     char *text;
@@ -96,7 +75,7 @@ static void trainstate_round_trip_is_exact(void **state) {
     p.v[1] = 1e-42f; /* subnormal */
     ts_trainstate_meta meta, back;
     sample_meta(&meta);
-    const char *path = tmp_path(TS_TRAINSTATE_FILE);
+    const char *path = tu_path(TS_TRAINSTATE_FILE);
     assert_int_equal(ts_trainstate_save(path, &p, &meta), TS_OK);
     memset(&back, 0xab, sizeof back);
     assert_int_equal(ts_trainstate_load(path, &q, &back, meta.fingerprint), TS_OK);
@@ -160,7 +139,7 @@ static void trainstate_errors_name_the_problem(void **state) {
     tu_fill(p.m, p.numel, 0.1f, 3);
     ts_trainstate_meta meta, back;
     sample_meta(&meta);
-    const char *path = tmp_path("state.safetensors");
+    const char *path = tu_path("state.safetensors");
     assert_int_equal(ts_trainstate_save(path, &p, &meta), TS_OK);
 
     /* Fingerprint of another run config. */
@@ -240,7 +219,7 @@ static void trainstate_errors_name_the_problem(void **state) {
     assert_true(back.rng[0].s[3] == 4);
 
     /* Missing file, and moments that were never allocated. */
-    assert_int_equal(ts_trainstate_load(tmp_path("nope.safetensors"), &q, &back, 0), TS_ERR_IO);
+    assert_int_equal(ts_trainstate_load(tu_path("nope.safetensors"), &q, &back, 0), TS_ERR_IO);
     assert_error_mentions("nope.safetensors");
     ts_params bare;
     ts_params_init(&bare);
@@ -274,7 +253,7 @@ static const char *const cols[] = {"step", "loss", "lr", "tokens_per_s"};
 
 static void metrics_header_rows_and_formatting(void **state) {
     (void)state;
-    const char *path = tmp_path("metrics.csv");
+    const char *path = tu_path("metrics.csv");
     ts_metrics m;
     assert_int_equal(ts_metrics_open(&m, path, cols, 4, 0), TS_OK);
     double r1[4] = {1, 5.545177, 3e-5, 41230.5};
@@ -300,13 +279,13 @@ static void metrics_header_rows_and_formatting(void **state) {
     const char *bad[2] = {"step", "loss,val"};
     assert_int_equal(ts_metrics_open(&m, path, bad, 2, 0), TS_ERR_ARG);
     assert_error_mentions("'loss,val'");
-    assert_int_equal(ts_metrics_open(&m, tmp_path("no/such/dir.csv"), cols, 4, 0), TS_ERR_IO);
+    assert_int_equal(ts_metrics_open(&m, tu_path("no/such/dir.csv"), cols, 4, 0), TS_ERR_IO);
     assert_error_mentions("dir.csv");
 }
 
 static void metrics_append_and_truncate_for_resume(void **state) {
     (void)state;
-    const char *path = tmp_path("run.csv");
+    const char *path = tu_path("run.csv");
     ts_metrics m;
     /* An interrupted run wrote steps 1..5 and half of step 6; its state was saved at step 3. */
     write_text(path, "step,loss,lr,tokens_per_s\n1,5,0.1,10\n2,4,0.1,10\n3,3,0.1,10\n4,2,0.1,10\n5,1,0.1,10\n6,0.");
@@ -332,7 +311,7 @@ static void metrics_append_and_truncate_for_resume(void **state) {
     assert_file_text(path, "step,loss\n1,5\n");
 
     /* Append to a missing or empty file writes the header. */
-    const char *fresh = tmp_path("fresh.csv");
+    const char *fresh = tu_path("fresh.csv");
     assert_int_equal(ts_metrics_truncate_after(fresh, 10), TS_OK); /* missing: nothing to do */
     assert_int_equal(access(fresh, F_OK), -1);
     assert_int_equal(ts_metrics_open(&m, fresh, cols, 4, 1), TS_OK);
@@ -349,7 +328,7 @@ static void metrics_append_and_truncate_for_resume(void **state) {
     assert_file_text(path, "step,loss\r\n2.5,3\r\n");
     assert_int_equal(ts_metrics_truncate_after(path, 0), TS_OK);
     assert_file_text(path, "step,loss\r\n");
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_dir);
     struct dirent *e;
     while ((e = readdir(d))) assert_null(strstr(e->d_name, ".tmp"));
     closedir(d);
@@ -476,31 +455,31 @@ static void npy_files_are_exact(void **state) {
     (void)state;
     float x[6] = {1.0f, -2.5f, 3.25f, 0.0f, 1e-45f, -0.0f};
     int s2[2] = {2, 3}, s1[1] = {6}, s3[3] = {1, 2, 3}, s0[2] = {0, 5};
-    assert_int_equal(ts_npy_save_f32(tmp_path("a.npy"), x, 2, s2), TS_OK);
-    check_npy(tmp_path("a.npy"), "<f4", "(2, 3)", x, sizeof x);
-    assert_int_equal(ts_npy_save_f32(tmp_path("b.npy"), x, 1, s1), TS_OK);
-    check_npy(tmp_path("b.npy"), "<f4", "(6,)", x, sizeof x);
-    assert_int_equal(ts_npy_save_f32(tmp_path("c.npy"), x, 3, s3), TS_OK);
-    check_npy(tmp_path("c.npy"), "<f4", "(1, 2, 3)", x, sizeof x);
-    assert_int_equal(ts_npy_save_f32(tmp_path("d.npy"), x, 0, NULL), TS_OK);
-    check_npy(tmp_path("d.npy"), "<f4", "()", x, 4);
-    assert_int_equal(ts_npy_save_f32(tmp_path("e.npy"), NULL, 2, s0), TS_OK);
-    check_npy(tmp_path("e.npy"), "<f4", "(0, 5)", NULL, 0);
+    assert_int_equal(ts_npy_save_f32(tu_path("a.npy"), x, 2, s2), TS_OK);
+    check_npy(tu_path("a.npy"), "<f4", "(2, 3)", x, sizeof x);
+    assert_int_equal(ts_npy_save_f32(tu_path("b.npy"), x, 1, s1), TS_OK);
+    check_npy(tu_path("b.npy"), "<f4", "(6,)", x, sizeof x);
+    assert_int_equal(ts_npy_save_f32(tu_path("c.npy"), x, 3, s3), TS_OK);
+    check_npy(tu_path("c.npy"), "<f4", "(1, 2, 3)", x, sizeof x);
+    assert_int_equal(ts_npy_save_f32(tu_path("d.npy"), x, 0, NULL), TS_OK);
+    check_npy(tu_path("d.npy"), "<f4", "()", x, 4);
+    assert_int_equal(ts_npy_save_f32(tu_path("e.npy"), NULL, 2, s0), TS_OK);
+    check_npy(tu_path("e.npy"), "<f4", "(0, 5)", NULL, 0);
     int32_t ids[3] = {7, -1, 65535};
     int s[1] = {3};
-    assert_int_equal(ts_npy_save_i32(tmp_path("ids.npy"), ids, 1, s), TS_OK);
-    check_npy(tmp_path("ids.npy"), "<i4", "(3,)", ids, sizeof ids);
+    assert_int_equal(ts_npy_save_i32(tu_path("ids.npy"), ids, 1, s), TS_OK);
+    check_npy(tu_path("ids.npy"), "<i4", "(3,)", ids, sizeof ids);
     /* The dict is about 60 characters, so the data starts at byte 128, as NumPy's own files do. */
     size_t len;
-    free(slurp(tmp_path("a.npy"), &len));
+    free(slurp(tu_path("a.npy"), &len));
     assert_int_equal(len, 128 + 24);
 
     int neg[1] = {-1};
-    assert_int_equal(ts_npy_save_f32(tmp_path("bad.npy"), x, 1, neg), TS_ERR_ARG);
+    assert_int_equal(ts_npy_save_f32(tu_path("bad.npy"), x, 1, neg), TS_ERR_ARG);
     assert_error_mentions("bad.npy");
-    assert_int_equal(ts_npy_save_f32(tmp_path("bad.npy"), x, 9, s3), TS_ERR_ARG);
-    assert_int_equal(access(tmp_path("bad.npy"), F_OK), -1);
-    assert_int_equal(ts_npy_save_f32(tmp_path("no/dir/x.npy"), x, 1, s1), TS_ERR_IO);
+    assert_int_equal(ts_npy_save_f32(tu_path("bad.npy"), x, 9, s3), TS_ERR_ARG);
+    assert_int_equal(access(tu_path("bad.npy"), F_OK), -1);
+    assert_int_equal(ts_npy_save_f32(tu_path("no/dir/x.npy"), x, 1, s1), TS_ERR_IO);
 }
 
 int main(void) {
@@ -516,5 +495,5 @@ int main(void) {
         cmocka_unit_test(progress_formats),
         cmocka_unit_test(npy_files_are_exact),
     };
-    return cmocka_run_group_tests_name("ch02_io", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("ch02_io", tests, tu_setup_dir, tu_teardown_dir);
 }

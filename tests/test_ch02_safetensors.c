@@ -10,27 +10,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char tmpdir[128];
-
-static int setup_dir(void **state) {
-    (void)state;
-    tu_tmpdir(tmpdir);
-    return 0;
-}
-
-static int teardown_dir(void **state) {
-    (void)state;
-    tu_rmdir(tmpdir);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ & 3];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static void write_bytes(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
@@ -143,7 +122,7 @@ static void save_load_round_trip_is_bit_identical(void **state) {
     e[5] = 1e-40f;
     e[6] = 3.4028235e38f;
 
-    const char *path = tmp_path("model.safetensors");
+    const char *path = tu_path("model.safetensors");
     assert_int_equal(ts_safetensors_save(&p, path, "{\"format\":\"pt\",\"note\":\"tinyseek \\\"test\\\"\"}"), TS_OK);
     for (size_t i = 0; i < q.numel; i++) q.data[i] = 123.0f;
     assert_int_equal(ts_safetensors_load_params(&q, path), TS_OK);
@@ -179,7 +158,7 @@ static void save_load_round_trip_is_bit_identical(void **state) {
     assert_non_null(strstr(ts_last_error(), "'nope' is missing"));
     ts_safetensors_close(&st);
     ts_safetensors_close(&st); /* twice is harmless */
-    assert_int_equal(count_tmp_files(tmpdir), 0);
+    assert_int_equal(count_tmp_files(tu_dir), 0);
     ts_params_free(&p);
     ts_params_free(&q);
 }
@@ -193,7 +172,7 @@ static void low_level_writer_handles_scalars_and_empty_tensors(void **state) {
         {"empty", 2, s_empty, NULL},
         {"loss", 0, NULL, &scalar},
     };
-    const char *path = tmp_path("logits.safetensors");
+    const char *path = tu_path("logits.safetensors");
     assert_int_equal(ts_safetensors_write(path, e, 3, NULL), TS_OK);
     ts_safetensors st;
     assert_int_equal(ts_safetensors_open(&st, path), TS_OK);
@@ -217,18 +196,18 @@ static void low_level_writer_handles_scalars_and_empty_tensors(void **state) {
 
     /* Bad entries are refused before anything is written. */
     ts_st_entry dup[2] = {{"x", 0, NULL, &scalar}, {"x", 0, NULL, &scalar}};
-    assert_int_equal(ts_safetensors_write(tmp_path("dup.safetensors"), dup, 2, NULL), TS_ERR_ARG);
+    assert_int_equal(ts_safetensors_write(tu_path("dup.safetensors"), dup, 2, NULL), TS_ERR_ARG);
     assert_non_null(strstr(ts_last_error(), "'x' is given twice"));
     int neg[1] = {-3};
     ts_st_entry bad_shape = {"y", 1, neg, logits};
-    assert_int_equal(ts_safetensors_write(tmp_path("neg.safetensors"), &bad_shape, 1, NULL), TS_ERR_ARG);
+    assert_int_equal(ts_safetensors_write(tu_path("neg.safetensors"), &bad_shape, 1, NULL), TS_ERR_ARG);
     assert_non_null(strstr(ts_last_error(), "'y'"));
-    assert_int_equal(ts_safetensors_write(tmp_path("meta.safetensors"), e, 1, "{\"step\": 3}"), TS_ERR_ARG);
+    assert_int_equal(ts_safetensors_write(tu_path("meta.safetensors"), e, 1, "{\"step\": 3}"), TS_ERR_ARG);
     assert_non_null(strstr(ts_last_error(), "'step' is not a string"));
-    assert_int_equal(ts_safetensors_write(tmp_path("meta.safetensors"), e, 1, "[1]"), TS_ERR_ARG);
+    assert_int_equal(ts_safetensors_write(tu_path("meta.safetensors"), e, 1, "[1]"), TS_ERR_ARG);
     assert_non_null(strstr(ts_last_error(), "not a JSON object"));
-    assert_int_equal(access(tmp_path("dup.safetensors"), F_OK), -1);
-    assert_int_equal(count_tmp_files(tmpdir), 0);
+    assert_int_equal(access(tu_path("dup.safetensors"), F_OK), -1);
+    assert_int_equal(count_tmp_files(tu_dir), 0);
 }
 
 static void f16_and_bf16_convert_exactly(void **state) {
@@ -267,7 +246,7 @@ static void f16_and_bf16_convert_exactly(void **state) {
         data[24 + 2 * i] = (unsigned char)(b[i] & 0xff);
         data[24 + 2 * i + 1] = (unsigned char)(b[i] >> 8);
     }
-    const char *path = tmp_path("half.safetensors");
+    const char *path = tu_path("half.safetensors");
     write_raw(path,
               "{\"h\":{\"dtype\":\"F16\",\"shape\":[3,4],\"data_offsets\":[0,24]},"
               "\"b\":{\"dtype\":\"BF16\",\"shape\":[6],\"data_offsets\":[24,36]}}",
@@ -298,7 +277,7 @@ static void truncated_files_are_refused(void **state) {
     ts_params p;
     small_params(&p);
     tu_fill(p.data, p.numel, 1.0f, 3);
-    const char *good = tmp_path("good.safetensors");
+    const char *good = tu_path("good.safetensors");
     assert_int_equal(ts_safetensors_save(&p, good, NULL), TS_OK);
     char *bytes;
     size_t len;
@@ -307,7 +286,7 @@ static void truncated_files_are_refused(void **state) {
     for (int i = 0; i < 8; i++) n |= (size_t)(unsigned char)bytes[i] << (8 * i);
     assert_int_equal(len, 8 + n + 11 * 4);
 
-    const char *cut = tmp_path("cut.safetensors");
+    const char *cut = tu_path("cut.safetensors");
     struct {
         size_t at;
         const char *needle;
@@ -343,7 +322,7 @@ static void truncated_files_are_refused(void **state) {
 static void header_length_beyond_the_file(void **state) {
     (void)state;
     unsigned char buf[16] = {0xe8, 0x03, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
-    const char *path = tmp_path("hlen.safetensors");
+    const char *path = tu_path("hlen.safetensors");
     write_bytes(path, buf, sizeof buf);
     expect_open_error(path, TS_ERR_FORMAT, "header length 1000 runs past the end");
     /* A length near 2^64 must not wrap around. */
@@ -351,12 +330,12 @@ static void header_length_beyond_the_file(void **state) {
     write_bytes(path, buf, sizeof buf);
     expect_open_error(path, TS_ERR_FORMAT, "runs past the end");
     /* A missing file is an I/O error naming it. */
-    expect_open_error(tmp_path("no-such-file.safetensors"), TS_ERR_IO, "no-such-file.safetensors");
+    expect_open_error(tu_path("no-such-file.safetensors"), TS_ERR_IO, "no-such-file.safetensors");
 }
 
 static void header_not_json(void **state) {
     (void)state;
-    const char *path = tmp_path("notjson.safetensors");
+    const char *path = tu_path("notjson.safetensors");
     write_raw(path, "{\"a\": {\"dtype\": \"F32\", ", NULL, 0);
     expect_open_error(path, TS_ERR_FORMAT, "not valid JSON");
     write_raw(path, "[1, 2, 3]", NULL, 0);
@@ -379,7 +358,7 @@ static void header_not_json(void **state) {
 
 static void entry_fields_missing_or_mistyped(void **state) {
     (void)state;
-    const char *path = tmp_path("fields.safetensors");
+    const char *path = tu_path("fields.safetensors");
     float data[4] = {0};
     struct {
         const char *header, *needle;
@@ -417,7 +396,7 @@ static void entry_fields_missing_or_mistyped(void **state) {
 
 static void unknown_dtype(void **state) {
     (void)state;
-    const char *path = tmp_path("q4.safetensors");
+    const char *path = tu_path("q4.safetensors");
     unsigned char data[8] = {0};
     write_raw(path, "{\"a.weight\":{\"dtype\":\"Q4\",\"shape\":[2,8],\"data_offsets\":[0,8]}}", data, 8);
     expect_open_error(path, TS_ERR_FORMAT, "tensor 'a.weight': unknown dtype 'Q4'");
@@ -434,7 +413,7 @@ static void unknown_dtype(void **state) {
 
 static void offsets_out_of_range(void **state) {
     (void)state;
-    const char *path = tmp_path("range.safetensors");
+    const char *path = tu_path("range.safetensors");
     float data[4] = {0};
     write_raw(path, "{\"w\":{\"dtype\":\"F32\",\"shape\":[100],\"data_offsets\":[0,400]}}", data, sizeof data);
     expect_open_error(path, TS_ERR_FORMAT, "tensor 'w': data_offsets [0, 400] are out of range");
@@ -447,7 +426,7 @@ static void offsets_out_of_range(void **state) {
 
 static void overlapping_and_gapped_tensors(void **state) {
     (void)state;
-    const char *path = tmp_path("overlap.safetensors");
+    const char *path = tu_path("overlap.safetensors");
     float data[9] = {0};
     write_raw(path,
               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
@@ -485,7 +464,7 @@ static void wrong_shape_for_the_config(void **state) {
     assert_int_equal(ts_params_add(&q, "b.bias", 1, s2, 1), 1);
     assert_int_equal(ts_params_alloc(&q, 0), TS_OK);
     tu_fill(p.data, p.numel, 1.0f, 5);
-    const char *path = tmp_path("model.safetensors");
+    const char *path = tu_path("model.safetensors");
     assert_int_equal(ts_safetensors_save(&p, path, NULL), TS_OK);
     for (size_t i = 0; i < q.numel; i++) q.data[i] = 9.0f;
     expect_load_error(&q, path, "model.safetensors: tensor 'a.weight' has shape [2, 4], config expects [4, 2]",
@@ -508,7 +487,7 @@ static void missing_and_extra_tensors(void **state) {
     (void)state;
     ts_params p, bigger, smaller;
     small_params(&p);
-    const char *path = tmp_path("model.safetensors");
+    const char *path = tu_path("model.safetensors");
     assert_int_equal(ts_safetensors_save(&p, path, NULL), TS_OK);
 
     ts_params_init(&bigger);
@@ -537,7 +516,7 @@ static void random_corruption_never_crashes(void **state) {
     ts_params p;
     small_params(&p);
     tu_fill(p.data, p.numel, 1.0f, 11);
-    const char *good = tmp_path("fuzz-good.safetensors"), *bad = tmp_path("fuzz.safetensors");
+    const char *good = tu_path("fuzz-good.safetensors"), *bad = tu_path("fuzz.safetensors");
     assert_int_equal(ts_safetensors_save(&p, good, "{\"k\":\"v\"}"), TS_OK);
     char *bytes;
     size_t len;
@@ -581,7 +560,7 @@ static void aborted_save_leaves_the_old_file(void **state) {
     small_params(&p);
     small_params(&q);
     tu_fill(p.data, p.numel, 1.0f, 21);
-    const char *path = tmp_path("atomic.safetensors");
+    const char *path = tu_path("atomic.safetensors");
     assert_int_equal(ts_safetensors_save(&p, path, NULL), TS_OK);
 
     /* A writer that fails midway: half a file under the temporary name, then abort. */
@@ -589,9 +568,9 @@ static void aborted_save_leaves_the_old_file(void **state) {
     assert_int_equal(ts_atomic_open(&af, path), TS_OK);
     assert_int_equal(fwrite("\x10\0\0\0\0\0\0\0{\"a.we", 1, 14, af.f), 14);
     fflush(af.f);
-    assert_int_equal(count_tmp_files(tmpdir), 1);
+    assert_int_equal(count_tmp_files(tu_dir), 1);
     ts_atomic_abort(&af);
-    assert_int_equal(count_tmp_files(tmpdir), 0);
+    assert_int_equal(count_tmp_files(tu_dir), 0);
     assert_int_equal(ts_safetensors_load_params(&q, path), TS_OK);
     assert_params_equal(&q, &p);
 
@@ -600,14 +579,14 @@ static void aborted_save_leaves_the_old_file(void **state) {
     assert_int_equal(ts_safetensors_save(&p, path, NULL), TS_OK);
     assert_int_equal(ts_safetensors_load_params(&q, path), TS_OK);
     assert_params_equal(&q, &p);
-    assert_int_equal(count_tmp_files(tmpdir), 0);
+    assert_int_equal(count_tmp_files(tu_dir), 0);
 
     /* A save that cannot even start reports the path and leaves nothing behind. */
     char nodir[300];
-    snprintf(nodir, sizeof nodir, "%s/missing-folder/model.safetensors", tmpdir);
+    snprintf(nodir, sizeof nodir, "%s/missing-folder/model.safetensors", tu_dir);
     assert_int_equal(ts_safetensors_save(&p, nodir, NULL), TS_ERR_IO);
     assert_non_null(strstr(ts_last_error(), "missing-folder"));
-    assert_int_equal(count_tmp_files(tmpdir), 0);
+    assert_int_equal(count_tmp_files(tu_dir), 0);
     ts_params_free(&p);
     ts_params_free(&q);
 }
@@ -629,5 +608,5 @@ int main(void) {
         cmocka_unit_test(random_corruption_never_crashes),
         cmocka_unit_test(aborted_save_leaves_the_old_file),
     };
-    return cmocka_run_group_tests_name("ch02_safetensors", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("ch02_safetensors", tests, tu_setup_dir, tu_teardown_dir);
 }

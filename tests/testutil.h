@@ -77,6 +77,32 @@ static inline void tu_rmdir(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/** The temporary folder of a test that uses tu_setup_dir/tu_teardown_dir as its fixture. */
+static char tu_dir[128];
+
+/** cmocka setup: a fresh temporary folder in tu_dir. */
+static inline int tu_setup_dir(void **state) {
+    (void)state;
+    tu_tmpdir(tu_dir);
+    return 0;
+}
+
+/** cmocka teardown: remove tu_dir. */
+static inline int tu_teardown_dir(void **state) {
+    (void)state;
+    tu_rmdir(tu_dir);
+    return 0;
+}
+
+/** Path of @p name inside tu_dir (the last four results stay valid). */
+static inline const char *tu_path(const char *name) {
+    static char buf[4][256];
+    static int next;
+    char *p = buf[next++ & 3];
+    snprintf(p, 256, "%s/%s", tu_dir, name);
+    return p;
+}
+
 /** Fill with uniform values in [-scale, scale) from the test stream. */
 static inline void tu_fill(float *x, size_t n, float scale, uint64_t seed) {
     ts_rng r;
