@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "data/bpe.h"
@@ -144,9 +145,13 @@ int cmd_generate(int argc, char **argv) {
         printf("%s%.*s\n", prompts[b], (int)len, text);
         free(text);
     }
-    if (!rc)
-        fprintf(stderr, "generate: %d prompts, %ld new tokens, prefill %.3f s, decode %.1f tokens/s\n", B, generated,
-                prefill_s, total_s > prefill_s ? generated / (total_s - prefill_s) : 0.0);
+    if (!rc) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        fprintf(stderr, "generate: %d prompts, %ld new tokens, prefill %.3f s, decode %.1f tokens/s, peak memory %.0f MB\n",
+                B, generated, prefill_s, total_s > prefill_s ? generated / (total_s - prefill_s) : 0.0,
+                ru.ru_maxrss / 1024.0);
+    }
     for (int b = 0; b < B; b++) {
         free(ids[b]);
         if (out) free(out[b]);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
@@ -149,8 +150,11 @@ int cmd_pretrain(int argc, char **argv) {
     if (ts_pretrain(&m, &train, n_eval > (size_t)o.seq_len ? &eval : NULL, &o, &res)) {
         rc = cli_lib_error();
     } else {
-        printf("pretrain: %ld steps in %.1f s, %.0f tokens/s, final loss %.4f, held-out loss %.4f -> %s\n",
-               res.steps_run, res.seconds, res.tokens_per_s, res.final_loss, res.final_val_loss, out);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("pretrain: %ld steps in %.1f s, %.0f tokens/s, final loss %.4f, held-out loss %.4f, peak memory %.0f MB -> %s\n",
+               res.steps_run, res.seconds, res.tokens_per_s, res.final_loss, res.final_val_loss, ru.ru_maxrss / 1024.0,
+               out);
         rc = 0;
     }
     ts_model_free(&m);
