@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "model/gqa.h"
 #include "model/model.h"
 
 ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) {
@@ -110,7 +111,9 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const ts_layer_weights *w = &m->w.layers[l];
         rmsnorm_forward(c->ln, c->res, c->x, w->input_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        mha_decode(m, c, l, c->ln, c->res, seq, pos, R); // appends to the cache, res = attention output
+        // appends to the cache, res = attention output
+        if (m->attn == TS_ATTN_GQA) gqa_decode(m, c, l, c->ln, c->res, seq, pos, R);
+        else mha_decode(m, c, l, c->ln, c->res, seq, pos, R);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
         mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);

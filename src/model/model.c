@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "model/gqa.h"
 
 /* ------------------------------------------------------------------ */
 /* Parameters                                                          */
@@ -67,10 +68,8 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     if (st) return st;
     if (cfg->arch != TS_ARCH_LLAMA)
         return ts_fail(TS_ERR_ARG, "model_type '%s' is not implemented yet (chapter 2 builds \"llama\")", cfg->model_type);
-    if (cfg->num_key_value_heads != cfg->num_attention_heads)
-        return ts_fail(TS_ERR_ARG, "num_key_value_heads %d != num_attention_heads %d: grouped-query attention is chapter 3",
-                       cfg->num_key_value_heads, cfg->num_attention_heads);
-    m->attn = TS_ATTN_MHA;
+    /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention. */
+    m->attn = cfg->num_key_value_heads == cfg->num_attention_heads ? TS_ATTN_MHA : TS_ATTN_GQA;
     int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
     int D = cfg->head_dim, F = cfg->intermediate_size;
 
@@ -214,7 +213,7 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
 static void attn_forward(ts_model *m, int l, int B, int T) {
     switch (m->attn) {
     case TS_ATTN_MHA: mha_forward(m, l, B, T); break;
-    case TS_ATTN_GQA: /* chapter 3 */
+    case TS_ATTN_GQA: gqa_forward(m, l, B, T); break;
     case TS_ATTN_MLA: /* chapter 4 */ break;
     }
 }
@@ -223,7 +222,7 @@ static void attn_forward(ts_model *m, int l, int B, int T) {
 static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
     switch (m->attn) {
     case TS_ATTN_MHA: mha_backward(m, l, dy, B, T); break;
-    case TS_ATTN_GQA: /* chapter 3 */
+    case TS_ATTN_GQA: gqa_backward(m, l, dy, B, T); break;
     case TS_ATTN_MLA: /* chapter 4 */ break;
     }
 }

@@ -63,7 +63,7 @@ typedef struct {
 /** The model: config, parameters, and activation buffers for one batch shape. */
 typedef struct ts_model {
     ts_config cfg;        /**< architecture */
-    ts_attn_kind attn;    /**< attention implementation */
+    ts_attn_kind attn;    /**< attention implementation: MHA when Hkv == H, else GQA (a test may set GQA on an Hkv == H model) */
     ts_params params;     /**< all parameters, their gradients and AdamW moments */
     ts_weights w;         /**< named views into params.data */
     ts_weights g;         /**< the same views into params.grad */
