@@ -54,5 +54,7 @@ int cmd_pretrain(int argc, char **argv);  /**< train a model on a token stream (
 int cmd_generate(int argc, char **argv);  /**< prefill + KV-cache decode (chapter 2) */
 int cmd_logits(int argc, char **argv);    /**< write the logits of a sequence to .npy (chapter 2) */
 int cmd_info(int argc, char **argv);      /**< parameter counts and KV-cache sizes of a config */
+int cmd_convert_gqa(int argc, char **argv);  /**< mean-pool key/value heads into a GQA/MQA checkpoint (chapter 3) */
+int cmd_bench_decode(int argc, char **argv); /**< decode tokens/s against context length, as CSV (chapter 3) */
 
 #endif

@@ -21,6 +21,8 @@ static const command commands[] = {
     {"generate", cmd_generate, "complete prompts with the KV-cache decoder (chapter 2)"},
     {"logits", cmd_logits, "write the logits of a token sequence to a .npy file (chapter 2)"},
     {"info", cmd_info, "parameter counts and KV-cache size of a config (chapters 2-5)"},
+    {"convert-gqa", cmd_convert_gqa, "mean-pool a checkpoint's key/value heads into fewer (chapter 3)"},
+    {"bench-decode", cmd_bench_decode, "KV-cache decode tokens/s as the context grows, as CSV (chapter 3)"},
 };
 
 static void usage(FILE *f) {
