@@ -1,0 +1,248 @@
+/**
+ * @file cmd_dump.c
+ * @brief `tinyseek dump-grads`: everything the PyTorch twin (tests/reference/)
+ *        needs to check this model, computed on a random checkpoint and batch.
+ *
+ * Writes into --out:
+ *   - config.json, model.safetensors: the random checkpoint (a model folder);
+ *   - dump.safetensors, all F32:
+ *       tokens, targets (B,T)          the batch (ids stored as floats, exact below 2^24)
+ *       logits (B*T,V), loss (1)       the forward
+ *       grad.<param> for every param   the backward (before clipping)
+ *       decode.logits (T-P+1, V)       sequence 0: prefill of its first P = T/2 tokens,
+ *                                      then T-P teacher-forced KV-cache decode steps
+ *       adamw.loss, adamw.grad_norm (S)  S optimizer steps on the same batch
+ *                                      (forward, backward, clip, AdamW; loss before each step)
+ *       adamw.final_loss (1)           the loss after the S steps
+ *       final.<param>                  the weights after the S steps
+ *     and the optimizer settings as string metadata.
+ *
+ * TS_CROSSCHECK_PERTURB=<param name> adds 1% of that gradient's largest
+ * magnitude to its first element after every backward: a deliberately broken
+ * gradient, which `make crosscheck-selftest` expects the twin to catch.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/optim.h"
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+
+/* A growing list of tensors to write; names and data are owned copies. */
+typedef struct {
+    ts_st_entry *e;
+    int n, cap;
+    int failed;
+} dump_list;
+
+static void dump_add(dump_list *d, const char *name, int ndim, const int *shape, const float *data) {
+    if (d->failed) return;
+    if (d->n == d->cap) {
+        int cap = d->cap ? 2 * d->cap : 64;
+        ts_st_entry *e = realloc(d->e, (size_t)cap * sizeof *e);
+        if (!e) {
+            d->failed = 1;
+            return;
+        }
+        d->e = e;
+        d->cap = cap;
+    }
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    char *nm = malloc(strlen(name) + 1);
+    int *sh = malloc((size_t)(ndim ? ndim : 1) * sizeof(int));
+    float *x = malloc((numel ? numel : 1) * sizeof(float));
+    if (!nm || !sh || !x) {
+        free(nm);
+        free(sh);
+        free(x);
+        d->failed = 1;
+        return;
+    }
+    strcpy(nm, name);
+    memcpy(sh, shape, (size_t)ndim * sizeof(int));
+    memcpy(x, data, numel * sizeof(float));
+    d->e[d->n++] = (ts_st_entry){nm, ndim, sh, x};
+}
+
+static void dump_free(dump_list *d) {
+    for (int i = 0; i < d->n; i++) {
+        free((void *)d->e[i].name);
+        free((void *)d->e[i].shape);
+        free((void *)d->e[i].data);
+    }
+    free(d->e);
+}
+
+/* Each registered tensor under prefix + its name, from base (data or grad). */
+static void dump_params(dump_list *d, const ts_params *p, const float *base, const char *prefix) {
+    char name[TS_NAME_MAX + 16];
+    for (int i = 0; i < p->count; i++) {
+        const ts_param *t = &p->params[i];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        dump_add(d, name, t->ndim, t->shape, base + t->offset);
+    }
+}
+
+/* The deliberate bug of TS_CROSSCHECK_PERTURB (see the file comment). */
+static void perturb(ts_params *p, int idx) {
+    if (idx < 0) return;
+    const ts_param *t = &p->params[idx];
+    float *g = p->grad + t->offset, big = 0.0f;
+    for (size_t i = 0; i < t->numel; i++) big = fabsf(g[i]) > big ? fabsf(g[i]) : big;
+    g[0] += 0.01f * (big > 0.0f ? big : 1.0f);
+}
+
+int cmd_dump(int argc, char **argv) {
+    const char *config = NULL, *out = NULL;
+    int B = 3, T = 16, threads = 0, steps = 10;
+    uint64_t seed = 1;
+    float lr = 1e-2f, clip = 1.0f, norm_noise = 0.2f, ignore_frac = 0.1f;
+    ts_adamw adamw = ts_adamw_defaults();
+    cli_opt opts[] = {
+        {"config", OPT_STR, &config, "model config.json", 1, 0},
+        {"out", OPT_STR, &out, "folder to write config.json, model.safetensors and dump.safetensors into", 1, 0},
+        {"batch", OPT_INT, &B, "sequences (B)", 1, 4096},
+        {"seq", OPT_INT, &T, "tokens per sequence (T)", 2, 1 << 20},
+        {"seed", OPT_U64, &seed, "seed of the weights and the batch", 1, 0},
+        {"steps", OPT_INT, &steps, "AdamW steps on the batch", 0, 100000},
+        {"lr", OPT_FLOAT, &lr, "constant learning rate of the AdamW steps", 0, 10},
+        {"clip", OPT_FLOAT, &clip, "global gradient-norm clip (0 = off)", 0, 1e9},
+        {"wd", OPT_FLOAT, &adamw.weight_decay, "AdamW weight decay", 0, 10},
+        {"norm-noise", OPT_FLOAT, &norm_noise, "norm weights are 1 + this * N(0,1) (0: all ones)", 0, 10},
+        {"ignore", OPT_FLOAT, &ignore_frac, "fraction of targets set to -1 (ignored)", 0, 1},
+        {"threads", OPT_INT, &threads, "threads (0 = default)", 0, 1024},
+    };
+    int rc = cli_parse("dump-grads", "--config F --out DIR [flags]", argc, argv, opts,
+                       (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    ts_set_num_threads(threads);
+    if (!config) return cli_error("dump-grads: --config is required");
+    if (!out) return cli_error("dump-grads: --out is required");
+
+    ts_config cfg;
+    if (ts_config_load(&cfg, config)) return cli_lib_error();
+    if (T > cfg.max_position_embeddings)
+        return cli_error("dump-grads: --seq %d exceeds max_position_embeddings %d in %s", T,
+                         cfg.max_position_embeddings, config);
+    ts_model m;
+    if (ts_model_create(&m, &cfg, 1)) return cli_lib_error();
+    ts_model_init_weights(&m, seed);
+    ts_rng rng;
+    ts_rng_seed(&rng, seed, TS_STREAM_TEST);
+    for (int i = 0; i < m.params.count; i++) { /* norms away from 1, so their gradients matter */
+        const ts_param *t = &m.params.params[i];
+        if (t->ndim != 1) continue;
+        float *w = m.params.data + t->offset;
+        for (size_t j = 0; j < t->numel; j++) w[j] = 1.0f + norm_noise * ts_rng_normal(&rng);
+    }
+    const char *pname = getenv("TS_CROSSCHECK_PERTURB");
+    int pidx = -1;
+    if (pname && *pname && (pidx = ts_params_find(&m.params, pname)) < 0) {
+        ts_model_free(&m);
+        return cli_error("dump-grads: TS_CROSSCHECK_PERTURB names '%s', which is not a parameter of %s", pname, config);
+    }
+    if (ts_checkpoint_save(&m, out, NULL)) {
+        ts_model_free(&m);
+        return cli_lib_error();
+    }
+
+    int N = B * T, V = cfg.vocab_size;
+    int *tokens = malloc((size_t)N * sizeof(int)), *targets = malloc((size_t)N * sizeof(int));
+    float *ftok = malloc((size_t)N * sizeof(float)), *ftgt = malloc((size_t)N * sizeof(float));
+    float *losses = calloc((size_t)steps + 1, sizeof(float)), *norms = calloc((size_t)steps + 1, sizeof(float));
+    int P = T / 2, n_dec = T - P + 1;
+    float *dec = malloc((size_t)n_dec * V * sizeof(float));
+    dump_list d = {0};
+    ts_kvcache kv;
+    memset(&kv, 0, sizeof kv);
+    if (!tokens || !targets || !ftok || !ftgt || !losses || !norms || !dec) {
+        rc = cli_error("dump-grads: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < N; i++) {
+        tokens[i] = (int)ts_rng_below(&rng, (uint64_t)V);
+        targets[i] = ts_rng_uniform(&rng) < ignore_frac ? TS_IGNORE : (int)ts_rng_below(&rng, (uint64_t)V);
+        ftok[i] = (float)tokens[i];
+        ftgt[i] = (float)targets[i];
+    }
+    int shape_bt[2] = {B, T}, shape_nv[2] = {N, V}, one = 1;
+    dump_add(&d, "tokens", 2, shape_bt, ftok);
+    dump_add(&d, "targets", 2, shape_bt, ftgt);
+
+    /* forward + backward */
+    ts_model_zero_grad(&m);
+    float loss = ts_model_forward(&m, tokens, targets, B, T);
+    if (loss != loss) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    ts_model_backward(&m);
+    perturb(&m.params, pidx);
+    dump_add(&d, "logits", 2, shape_nv, m.logits);
+    dump_add(&d, "loss", 1, &one, &loss);
+    dump_params(&d, &m.params, m.params.grad, "grad.");
+
+    /* KV-cache decode of sequence 0, teacher-forced */
+    if (ts_kvcache_create(&kv, &m, 1, T) || ts_model_prefill(&m, &kv, 0, tokens, P, dec)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    for (int t = P; t < T; t++)
+        if (ts_model_decode(&m, &kv, &tokens[t], NULL, dec + (size_t)(t - P + 1) * V)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+    int shape_dec[2] = {n_dec, V};
+    dump_add(&d, "decode.logits", 2, shape_dec, dec);
+
+    /* AdamW steps on the same batch */
+    for (int s = 0; s < steps; s++) {
+        ts_model_zero_grad(&m);
+        losses[s] = ts_model_forward(&m, tokens, targets, B, T);
+        ts_model_backward(&m);
+        perturb(&m.params, pidx);
+        norms[s] = grad_clip(m.params.grad, m.params.numel, clip);
+        adamw_step(&m.params, &adamw, lr, s + 1);
+    }
+    float final_loss = ts_model_forward(&m, tokens, targets, B, T);
+    if (steps > 0) {
+        dump_add(&d, "adamw.loss", 1, &steps, losses);
+        dump_add(&d, "adamw.grad_norm", 1, &steps, norms);
+    }
+    dump_add(&d, "adamw.final_loss", 1, &one, &final_loss);
+    dump_params(&d, &m.params, m.params.data, "final.");
+    if (d.failed) {
+        rc = cli_error("dump-grads: out of memory");
+        goto done;
+    }
+    char meta[512], path[4096];
+    snprintf(meta, sizeof meta,
+             "{\"producer\": \"tinyseek dump-grads\", \"steps\": \"%d\", \"lr\": \"%.9g\", \"beta1\": \"%.9g\", "
+             "\"beta2\": \"%.9g\", \"eps\": \"%.9g\", \"weight_decay\": \"%.9g\", \"clip\": \"%.9g\", "
+             "\"prefill\": \"%d\", \"threads\": \"%d\", \"perturbed\": \"%s\"}",
+             steps, lr, adamw.beta1, adamw.beta2, adamw.eps, adamw.weight_decay, clip, P, ts_num_threads(),
+             pidx >= 0 ? pname : "");
+    snprintf(path, sizeof path, "%s/dump.safetensors", out);
+    if (ts_safetensors_write(path, d.e, d.n, meta)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    printf("dump-grads: %s, batch %dx%d, loss %.6f, %d AdamW steps -> %.6f, %d tensors -> %s%s%s\n", config, B, T,
+           loss, steps, final_loss, d.n, path, pidx >= 0 ? ", perturbed gradient of " : "", pidx >= 0 ? pname : "");
+done:
+    ts_kvcache_free(&kv);
+    dump_free(&d);
+    free(tokens);
+    free(targets);
+    free(ftok);
+    free(ftgt);
+    free(losses);
+    free(norms);
+    free(dec);
+    ts_model_free(&m);
+    return rc;
+}

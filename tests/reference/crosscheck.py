@@ -1,0 +1,171 @@
+"""Compare `tinyseek dump-grads --out DIR` with the PyTorch twin, tensor by tensor.
+
+    python3 tests/reference/twin.py check DIR [--dtype float64] [--tol 1e-4] [--quiet]
+
+For every compared tensor it prints the largest absolute difference and that
+difference relative to the tensor's largest magnitude in the twin
+(max|c - t| / max|t|, the measure tests/test_ch02_ops.c's gradient checks
+use); any tensor above --tol fails the check (exit status 1). Compared:
+logits, loss, the gradient of every parameter, the KV-cache decode logits,
+and an AdamW run on the same batch (loss and gradient norm of each step, the
+loss after it, every weight at the end).
+
+The weights after the AdamW steps get a looser tolerance (--adam-tol, 1e-3):
+Adam's step m̂/(√v̂+ε) does not scale with the gradient, so an element whose
+gradient is within float32 rounding of ε (~1e-8) moves by a visibly different
+fraction of lr in the two programs. The step losses and gradient norms are
+held to --tol; a wrong gradient, a missing decay or bias correction moves
+them, and the weights, far more than that (see `make crosscheck-selftest`).
+
+The twin runs in float64 by default, so the differences are tinyseek's
+float32 rounding, not the sum of two programs' roundings.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st  # noqa: E402
+import twin  # noqa: E402
+
+
+class Report:
+    def __init__(self, tol, quiet):
+        self.tol, self.quiet, self.rows, self.failed = tol, quiet, [], []
+
+    def compare(self, name, c, t, tol=None):
+        tol = self.tol if tol is None else tol
+        c = np.asarray(c, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64)
+        if c.shape != t.shape:
+            self.failed.append(name)
+            print(f"  {name}: shape {c.shape} in tinyseek, {t.shape} in the twin  FAIL")
+            return
+        diff = np.abs(c - t)
+        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = float(np.abs(t).max()) if t.size else 0.0
+        rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+        if not np.all(np.isfinite(c)):
+            rel = float("inf")
+        ok = rel <= tol
+        self.rows.append((name, c.shape, max_abs, scale, rel, ok, tol))
+        if not ok:
+            self.failed.append(name)
+
+    def print(self, title):
+        if not self.rows:
+            return
+        print(title)
+        print(f"  {'tensor':<52} {'shape':>14} {'max|abs err|':>12} {'max|twin|':>10} {'rel err':>9}")
+        for name, shape, max_abs, scale, rel, ok, tol in self.rows:
+            if self.quiet and ok:
+                continue
+            s = "x".join(str(d) for d in shape) or "1"
+            print(f"  {name:<52} {s:>14} {max_abs:12.3e} {scale:10.3e} {rel:9.2e}{'' if ok else f'  FAIL (> {tol:g})'}")
+        worst = max(self.rows, key=lambda r: r[4] / r[6])
+        print(f"  worst: {worst[0]} {worst[4]:.2e} (tolerance {worst[6]:g})")
+        self.rows = []
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(prog="twin.py check")
+    ap.add_argument("dir", help="folder written by tinyseek dump-grads")
+    ap.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    ap.add_argument("--tol", type=float, default=1e-4, help="largest relative error allowed per tensor")
+    ap.add_argument("--adam-tol", type=float, default=1e-3,
+                    help="the same for the weights after the AdamW steps (see the note at the top)")
+    ap.add_argument("--quiet", action="store_true", help="print only failing tensors and the summary lines")
+    a = ap.parse_args(argv)
+    dtype = getattr(torch, a.dtype)
+    torch.manual_seed(0)
+    dump, meta = st.load(os.path.join(a.dir, "dump.safetensors"))
+    model = twin.load_model(a.dir, dtype)
+    cfg = model.cfg
+    tokens = torch.from_numpy(dump["tokens"].astype(np.int64))
+    targets = torch.from_numpy(dump["targets"].astype(np.int64))
+    B, T = tokens.shape
+    kinds = sorted({twin.attention_kind(cfg)} | {twin.ffn_kind(cfg, l) for l in range(cfg.num_hidden_layers)})
+    print(f"crosscheck {a.dir}: {cfg.model_type} ({', '.join(kinds)}), batch {B}x{T}, twin in {a.dtype}, "
+          f"tolerance {a.tol:g} relative to each tensor's largest value"
+          + (f"; tinyseek perturbed {meta['perturbed']}" if meta.get("perturbed") else ""))
+    rep = Report(a.tol, a.quiet)
+    failed = []
+
+    # forward and backward
+    logits, loss = model(tokens, targets)
+    loss.backward()
+    rep.compare("logits", dump["logits"], logits.detach().reshape(B * T, -1).numpy())
+    rep.compare("loss", dump["loss"], np.array([loss.item()]))
+    for name, p in model.named_parameters():
+        g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+        rep.compare("grad." + name, dump["grad." + name], g)
+    missing = [k[5:] for k in dump if k.startswith("grad.") and k[5:] not in dict(model.named_parameters())]
+    if missing:
+        print(f"  tinyseek has gradients of tensors the twin does not: {missing}")
+        failed += missing
+    failed += rep.failed
+    rep.failed = []
+    rep.print("forward and backward:")
+
+    # KV-cache decode of sequence 0 (prefill P tokens, then teacher-forced steps)
+    P = int(meta.get("prefill", T // 2))
+    with torch.no_grad():
+        cache = twin.KVCache(cfg.num_hidden_layers, T)
+        rows = [model(tokens[:1, :P], cache=cache, start=0)[0, -1]]
+        for t in range(P, T):
+            rows.append(model(tokens[:1, t:t + 1], cache=cache, start=t)[0, -1])
+        dec = torch.stack(rows).numpy()
+    rep.compare("decode.logits", dump["decode.logits"], dec)
+    rep.compare("decode.logits vs the twin's own forward", dec, logits.detach()[0, P - 1:].numpy())
+    failed += rep.failed
+    rep.failed = []
+    rep.print("KV-cache decode (prefill %d, %d steps):" % (P, T - P))
+
+    # AdamW on the same batch: PyTorch's AdamW, decay only on tensors of 2+ dims
+    steps = int(meta.get("steps", 0))
+    if steps > 0:
+        model = twin.load_model(a.dir, dtype)
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": float(meta["weight_decay"])},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=float(meta["lr"]), betas=(float(meta["beta1"]), float(meta["beta2"])),
+                                eps=float(meta["eps"]))
+        clip = float(meta["clip"])
+        losses, norms = [], []
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            _, l = model(tokens, targets)
+            l.backward()
+            # tinyseek's grad_clip: scale by clip/norm when the norm exceeds clip
+            norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params if p.grad is not None))
+            if clip > 0 and norm > clip:
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_((clip / norm).to(p.grad.dtype))
+            opt.step()
+            losses.append(l.item())
+            norms.append(norm.item())
+        with torch.no_grad():
+            _, final = model(tokens, targets)
+        print("AdamW, %d steps at lr %g (loss before each step):" % (steps, float(meta["lr"])))
+        print("  step " + " ".join(f"{i + 1:>9d}" for i in range(steps)))
+        print("  C    " + " ".join(f"{x:9.6f}" for x in dump["adamw.loss"]))
+        print("  twin " + " ".join(f"{x:9.6f}" for x in losses))
+        rep.compare("adamw.loss", dump["adamw.loss"], np.array(losses))
+        rep.compare("adamw.grad_norm", dump["adamw.grad_norm"], np.array(norms))
+        rep.compare("adamw.final_loss", dump["adamw.final_loss"], np.array([final.item()]))
+        for name, p in model.named_parameters():
+            rep.compare("final." + name, dump["final." + name], p.detach().numpy(), a.adam_tol)
+        failed += rep.failed
+        rep.failed = []
+        rep.print("AdamW trajectory and final weights:")
+
+    if failed:
+        print(f"crosscheck {a.dir}: FAILED: {len(failed)} tensor(s) beyond tolerance: {', '.join(failed[:8])}"
+              + (" ..." if len(failed) > 8 else ""))
+        return 1
+    print(f"crosscheck {a.dir}: OK")
+    return 0
