@@ -11,10 +11,13 @@
 # and this script refuses to run it (one line naming the file and the make
 # target that writes it) when one is missing, rather than letting gnuplot draw
 # an empty or stale plot. Numbers always come from those runs, never typed in.
+# A script with a line "# optional: <why>" (make bench's, whose runs need
+# PyTorch) is skipped with a note instead when it was not named explicitly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts=("$@")
+explicit=${#scripts[@]}
 if [[ ${#scripts[@]} -eq 0 ]]; then
   shopt -s nullglob
   scripts=(figures/*.gp)
@@ -40,6 +43,10 @@ for gp in "${scripts[@]}"; do
   while read -r input; do
     [[ -f "$input" ]] || missing+=("$input")
   done < <(sed -n 's/^#[[:space:]]*input:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$gp")
+  if [[ ${#missing[@]} -gt 0 && $explicit -eq 0 ]] && grep -q '^#[[:space:]]*optional:' "$gp"; then
+    echo "figures: $gp skipped: ${missing[*]} not there ($(sed -n 's/^#[[:space:]]*made-by:[[:space:]]*//p' "$gp" | head -1) writes it)"
+    continue
+  fi
   if [[ ${#missing[@]} -gt 0 ]]; then
     target=$(sed -n 's/^#[[:space:]]*made-by:[[:space:]]*\(.*\)$/\1/p' "$gp" | head -1)
     echo "figures: $gp needs ${missing[*]}: run ${target:-the make target that writes it} first" >&2
