@@ -39,7 +39,10 @@ typedef struct {
 } dump_list;
 
 static void dump_add(dump_list *d, const char *name, int ndim, const int *shape, const float *data) {
-    if (d->failed) return;
+    if (d->failed || ndim < 0 || ndim > TS_ST_MAX_DIMS) {
+        d->failed = 1;
+        return;
+    }
     if (d->n == d->cap) {
         int cap = d->cap ? 2 * d->cap : 64;
         ts_st_entry *e = realloc(d->e, (size_t)cap * sizeof *e);
@@ -53,7 +56,7 @@ static void dump_add(dump_list *d, const char *name, int ndim, const int *shape,
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
     char *nm = malloc(strlen(name) + 1);
-    int *sh = malloc((size_t)(ndim ? ndim : 1) * sizeof(int));
+    int *sh = malloc(TS_ST_MAX_DIMS * sizeof(int));
     float *x = malloc((numel ? numel : 1) * sizeof(float));
     if (!nm || !sh || !x) {
         free(nm);

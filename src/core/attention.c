@@ -50,7 +50,7 @@ static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
 #if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
 #define TS_OMP_HEADS
 #else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static))
+#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
 #endif
 
 static int thread_id(void) {

@@ -4,6 +4,8 @@
  */
 #include "core/common.h"
 
+#include "core/ops.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,10 @@ void ts_set_num_threads(int n) {
 const char *ts_matmul_backend(void) {
 #ifdef TS_USE_BLAS
     static char name[96];
-    snprintf(name, sizeof name, "openblas (%s)", openblas_get_corename());
+    if (ts_sgemm_uses_c_loops())
+        snprintf(name, sizeof name, "c loops (faster here than openblas %s)", openblas_get_corename());
+    else
+        snprintf(name, sizeof name, "openblas (%s)", openblas_get_corename());
     return name;
 #else
     return "c loops";

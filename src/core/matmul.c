@@ -2,32 +2,38 @@
  * @file matmul.c
  * @brief sgemm, two ways, and the linear layer built on it.
  *
- * ts_sgemm() is cblas_sgemm() when built with BLAS=1 (TS_USE_BLAS) and the
- * project's own blocked loops with BLAS=0. The blocked loops follow the
- * GotoBLAS/BLIS recipe, in miniature:
+ * ts_sgemm() runs either OpenBLAS's cblas_sgemm() (BLAS=1) or the project's
+ * own loops, ts_sgemm_c() (BLAS=0, and with BLAS=1 where they are faster: see
+ * ts_sgemm_uses_c_loops()). The own loops follow the GotoBLAS/BLIS recipe, in
+ * miniature:
  *
  *   1. cut K into blocks of KC and N into blocks of NC, so that one packed
- *      block of op(B) (KC x NC floats, 1 MiB) stays in the core's L2 cache
+ *      block of op(B) (KC x NC floats, 512 KiB) stays in the core's L2 cache
  *      while every row panel of op(A) streams past it;
- *   2. copy ("pack") op(B)'s block into NR-wide column panels and op(A)'s rows
- *      into MR-tall row panels, each contiguous and zero-padded at the edges,
- *      so the kernel reads both with unit stride whatever the transposes;
+ *   2. copy ("pack") op(B)'s block into NR-wide column panels, contiguous and
+ *      zero-padded at the edge, so the kernel reads them with unit stride
+ *      whatever the transpose; op(A) is read in place, MR rows at a time (a
+ *      panel is small enough to stay in L1 while it is reused);
  *   3. the micro-kernel keeps an MR x NR tile of C in registers for the whole
  *      KC loop: per k it loads NR values of B, broadcasts MR values of A and
  *      does MR*NR multiply-adds (6 x 32 = 12 AVX-512 registers of 32).
  *
- * Threads share out the packing and the (row panel, column panel) tiles of
- * C, which are independent outputs. Each element of C is summed over k in one
- * fixed order whatever the thread count, so the C loops give the same bits
- * with any number of threads. Products too small to repay threads, and
- * products requested from inside a parallel region (attention with BLAS=0
- * runs its heads in parallel), run on the calling thread alone.
+ * Threads take contiguous ranges of row panels, each packing op(B) for itself,
+ * so they never wait for one another inside a product (on a busy machine a
+ * barrier waits for the slowest thread's next time slice). Each element of C
+ * is summed over k in one fixed order whatever the thread count, so the C
+ * loops give the same bits with any number of threads. Products too small to
+ * repay threads, and products requested from inside a parallel region
+ * (attention runs its heads in parallel), run on the calling thread alone.
+ * Products of at most four rows (decode steps) skip the packing altogether.
  *
  * ts_sgemm_ref() is the three-loop definition the tests compare against.
  */
 #include "core/ops.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -64,42 +70,74 @@ void ts_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
 }
 //! [sgemm-ref]
 
-#ifndef TS_USE_BLAS
+/* ------------------------------------------------------------------ */
+/* The project's own sgemm                                             */
+/* ------------------------------------------------------------------ */
 
 /* Tile and block sizes. MR x NR is the register tile: on an AVX-512 core 6 x 32
  * (12 accumulators) ran the kernel from L1 at ~210 GFLOP/s, near the 2-FMA-pipe
  * peak, against ~195 for 4 x 32 and ~180 for 12 x 16. KC x NC is the packed block
- * of op(B); 128..384 x 256..1024 measured alike. */
-enum { MR = 6, NR = 32, KC = 256, NC = 1024 };
+ * of op(B) (512 KiB, half a Zen 4 L2); 128..384 x 256..1024 measured alike. */
+enum { MR = 6, NR = 32, KC = 256, NC = 512 };
 
-/* The packing routines address op(X)[r][c] as X[r*rs + c*cs]:
- * (rs, cs) = (ld, 1) for X itself and (1, ld) for its transpose. */
+/* Products of fewer FLOPs than this run on one thread: ~60 µs of work on one
+ * core, against the ~10-50 µs it takes to wake a sleeping thread and join it
+ * (OMP_WAIT_POLICY=passive; with active waiting on a busy machine a join can
+ * wait a whole time slice for a descheduled thread). */
+#define TS_SGEMM_PAR_FLOPS 8e6
 
-/* apack (kc, MR) = op(A)[0:rows, 0:kc] transposed, zero rows past `rows`. */
-static void pack_a(float *apack, const float *A, size_t rs, size_t cs, int rows, int kc) {
-    for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++) apack[p * MR + i] = i < rows ? A[i * rs + p * cs] : 0.0f;
-}
+/* Products with at most this many rows skip the blocking (see small_m_cols()). */
+enum { SMALL_M = 4 };
 
-/* bpack (kc, NR) = op(B)[0:kc, 0:cols], zero columns past `cols`. */
-static void pack_b(float *bpack, const float *B, size_t rs, size_t cs, int cols, int kc) {
-    for (int p = 0; p < kc; p++)
-        for (int j = 0; j < NR; j++) bpack[p * NR + j] = j < cols ? B[p * rs + j * cs] : 0.0f;
+/* bpack = op(B)[0:kc, 0:nc] as NR-wide column panels, each (kc, NR) and
+ * zero-padded past nc. op(B)[p][j] is B[p*rs + j*cs]: (rs, cs) = (ldb, 1) for B
+ * itself, (1, ldb) for its transpose. Both loops read B with unit stride. */
+static void pack_b(float *bpack, const float *B, size_t rs, size_t cs, int kc, int nc) {
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        int cols = nc - j0 < NR ? nc - j0 : NR;
+        float *dst = bpack + (size_t)j0 * kc;
+        if (cs == 1) { /* rows of op(B) are contiguous */
+            for (int p = 0; p < kc; p++) {
+                const float *src = B + p * rs + j0;
+                for (int j = 0; j < cols; j++) dst[p * NR + j] = src[j];
+                for (int j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
+            }
+        } else { /* columns of op(B) are contiguous: transpose while copying */
+            for (int j = 0; j < NR; j++) {
+                const float *src = B + (size_t)(j0 + j) * cs;
+                for (int p = 0; p < kc; p++) dst[p * NR + j] = j < cols ? src[p] : 0.0f;
+            }
+        }
+    }
 }
 
 //! [sgemm-kernel]
-/* C[0:mr, 0:nr] = alpha · apack (kc,MR)ᵀ · bpack (kc,NR) + beta · C.
+/* C[0:mr, 0:nr] = alpha · op(A)[0:MR, 0:kc] · bpack (kc,NR) + beta · C.
+ * op(A)[i][p] is a[i*a_rs + p*a_cs]. A is read where it lies, not packed: a
+ * row panel is only MR x kc floats, and the loop over column panels reuses it
+ * from L1. Either a_cs == 1 (row-major A) or a_rs == 1 (transposed A, or the
+ * zero-padded copy of a last partial panel); the two loops below are the same
+ * arithmetic, written twice so that the compiler sees a unit stride.
  * The fixed MR and NR let the compiler unroll the i loop and vectorise the j
  * loop, keeping acc in registers; only the tile's valid mr x nr part is written.
  * beta == 0 does not read C (BLAS semantics: C may be uninitialised). */
 TS_KERNEL
-static void micro_kernel(int kc, const float *restrict apack, const float *restrict bpack,
-                         float alpha, float beta, float *restrict C, int ldc, int mr, int nr) {
+static void micro_kernel(int kc, const float *restrict a, size_t a_rs, size_t a_cs,
+                         const float *restrict bpack, float alpha, float beta, float *restrict C,
+                         int ldc, int mr, int nr) {
     float acc[MR][NR] = {{0.0f}};
-    for (int p = 0; p < kc; p++) {
+    if (a_cs == 1) {
+        for (int p = 0; p < kc; p++) {
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i][j] += apack[p * MR + i] * bpack[p * NR + j];
+            for (int i = 0; i < MR; i++)
+                for (int j = 0; j < NR; j++) acc[i][j] += a[i * a_rs + p] * bpack[p * NR + j];
+        }
+    } else {
+        for (int p = 0; p < kc; p++) {
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++)
+                for (int j = 0; j < NR; j++) acc[i][j] += a[p * a_cs + i] * bpack[p * NR + j];
+        }
     }
     for (int i = 0; i < mr; i++) {
         float *c = C + (size_t)i * ldc;
@@ -108,7 +146,7 @@ static void micro_kernel(int kc, const float *restrict apack, const float *restr
 }
 //! [sgemm-kernel]
 
-/* One product, as the block loops see it. op(X)[r][c] is X[r*rs + c*cs]. */
+/* One product, as the loops see it. op(X)[r][c] is X[r*rs + c*cs]. */
 typedef struct {
     int M, N, K;
     float alpha, beta;
@@ -116,7 +154,6 @@ typedef struct {
     size_t a_rs, a_cs, b_rs, b_cs;
     float *C;
     int ldc;
-    float *apack, *bpack; /* (M rounded up to MR) x KC and KC x (NC rounded up to NR) floats */
 } gemm_job;
 
 /* Items [lo, hi) of n that thread tid of nth takes: contiguous, fixed shares. */
@@ -125,98 +162,201 @@ static void share(int n, int tid, int nth, int *lo, int *hi) {
     *hi = (int)((long)n * (tid + 1) / nth);
 }
 
-/* The block loops, run by thread tid of nth (nth = 1: the caller alone). Each
- * thread packs its share of the panels and computes its share of the tiles;
- * barriers keep packing and use apart. Which thread computes a tile never
- * changes its value, so the result does not depend on the thread count. */
-static void sgemm_blocks(const gemm_job *g, int tid, int nth) {
-    int m_panels = (g->M + MR - 1) / MR, lo, hi;
+/* Row panels [ip_lo, ip_hi) of C, all columns, by one thread with its own
+ * packing buffer bpack (see alloc_bpack()). Threads share nothing but A and B, so
+ * they never wait for each other inside a product; the price is that each
+ * packs op(B) itself, which is cheap next to the row panels that reuse it.
+ * Each element of C is summed over k in one fixed order (K blocks in turn,
+ * k in order within a block) whichever thread computes it, so the result does
+ * not depend on the thread count. */
+static void sgemm_panels(const gemm_job *g, int ip_lo, int ip_hi, float *bpack) {
+    float edge[MR * KC]; /* the last, partial row panel, zero-padded to MR rows */
     for (int jc = 0; jc < g->N; jc += NC) {
         int nc = g->N - jc < NC ? g->N - jc : NC;
-        int n_panels = (nc + NR - 1) / NR;
         for (int pc = 0; pc < g->K; pc += KC) {
             int kc = g->K - pc < KC ? g->K - pc : KC;
-            share(n_panels, tid, nth, &lo, &hi);
-            for (int jp = lo; jp < hi; jp++) {
-                int j0 = jc + jp * NR, cols = jc + nc - j0 < NR ? jc + nc - j0 : NR;
-                pack_b(g->bpack + (size_t)jp * NR * kc, g->B + pc * g->b_rs + j0 * g->b_cs,
-                       g->b_rs, g->b_cs, cols, kc);
-            }
-            share(m_panels, tid, nth, &lo, &hi);
-            for (int ip = lo; ip < hi; ip++) {
-                int i0 = ip * MR, rows = g->M - i0 < MR ? g->M - i0 : MR;
-                pack_a(g->apack + (size_t)ip * MR * kc, g->A + i0 * g->a_rs + pc * g->a_cs,
-                       g->a_rs, g->a_cs, rows, kc);
-            }
-            if (nth > 1) {
-                TS_OMP(barrier) /* every panel packed before any tile reads it */
-            }
-            /* the first K block applies beta, the later ones add to C */
-            float beta = pc == 0 ? g->beta : 1.0f;
-            share(m_panels * n_panels, tid, nth, &lo, &hi);
-            for (int tile = lo; tile < hi; tile++) {
-                int ip = tile / n_panels, jp = tile % n_panels;
-                int i0 = ip * MR, j0 = jc + jp * NR;
-                int mr = g->M - i0 < MR ? g->M - i0 : MR;
-                int nr = jc + nc - j0 < NR ? jc + nc - j0 : NR;
-                micro_kernel(kc, g->apack + (size_t)ip * MR * kc, g->bpack + (size_t)jp * NR * kc,
-                             g->alpha, beta, g->C + (size_t)i0 * g->ldc + j0, g->ldc, mr, nr);
-            }
-            if (nth > 1) {
-                TS_OMP(barrier) /* every tile done before the panels are packed again */
+            pack_b(bpack, g->B + pc * g->b_rs + jc * g->b_cs, g->b_rs, g->b_cs, kc, nc);
+            float beta = pc == 0 ? g->beta : 1.0f; /* the first K block applies beta, the later ones add */
+            for (int ip = ip_lo; ip < ip_hi; ip++) {
+                int i0 = ip * MR, mr = g->M - i0 < MR ? g->M - i0 : MR;
+                const float *a = g->A + i0 * g->a_rs + pc * g->a_cs;
+                size_t a_rs = g->a_rs, a_cs = g->a_cs;
+                if (mr < MR) {
+                    for (int p = 0; p < kc; p++)
+                        for (int i = 0; i < MR; i++) edge[p * MR + i] = i < mr ? a[i * a_rs + p * a_cs] : 0.0f;
+                    a = edge;
+                    a_rs = 1;
+                    a_cs = MR;
+                }
+                for (int j0 = 0; j0 < nc; j0 += NR)
+                    micro_kernel(kc, a, a_rs, a_cs, bpack + (size_t)j0 * kc, g->alpha, beta,
+                                 g->C + (size_t)i0 * g->ldc + jc + j0, g->ldc, mr, nc - j0 < NR ? nc - j0 : NR);
             }
         }
     }
 }
 
-static void sgemm_blocked(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta,
-                          float *C, int ldc) {
+/* A packing buffer for op(B)'s blocks of this product: at most KC x NC floats,
+ * less for small products (attention's per-head ones), which would otherwise
+ * pay for faulting in pages they never touch. */
+static float *alloc_bpack(const gemm_job *g) {
+    size_t kc = g->K < KC ? (size_t)g->K : KC, nc = g->N < NC ? (size_t)g->N : NC;
+    size_t bytes = kc * ((nc + NR - 1) / NR * NR) * sizeof(float);
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63); /* a multiple of 64 bytes */
+}
+
+/* Columns [j_lo, j_hi) of a product with M <= SMALL_M rows (a decode step: one
+ * row per sequence). Packing op(B) would cost as much as using it M times, so
+ * B is read where it lies: with B transposed (a linear layer's weight), each
+ * output is a dot product of two contiguous rows, summed in 16 fixed lanes and
+ * then lane by lane; otherwise each row of op(B) is added, scaled, into a
+ * block of outputs. Columns are independent outputs. */
+TS_KERNEL
+static void small_m_cols(const gemm_job *g, int j_lo, int j_hi) {
+    enum { LANES = 16, JB = 256 };
+    for (int i = 0; i < g->M; i++) {
+        const float *a = g->A + i * g->a_rs;
+        float *c = g->C + (size_t)i * g->ldc;
+        if (g->b_rs == 1 && g->a_cs == 1) { /* both contiguous over k */
+            for (int j = j_lo; j < j_hi; j++) {
+                const float *b = g->B + j * g->b_cs;
+                float lane[LANES] = {0.0f};
+                int p = 0;
+                for (; p + LANES <= g->K; p += LANES)
+                    for (int l = 0; l < LANES; l++) lane[l] += a[p + l] * b[p + l];
+                float sum = 0.0f;
+                for (; p < g->K; p++) sum += a[p] * b[p];
+                for (int l = 0; l < LANES; l++) sum += lane[l];
+                c[j] = g->alpha * sum + (g->beta == 0.0f ? 0.0f : g->beta * c[j]);
+            }
+        } else {
+            for (int jb = j_lo; jb < j_hi; jb += JB) {
+                int n = j_hi - jb < JB ? j_hi - jb : JB;
+                float acc[JB] = {0.0f};
+                for (int p = 0; p < g->K; p++) {
+                    float x = a[p * g->a_cs];
+                    const float *b = g->B + p * g->b_rs + jb * g->b_cs;
+                    if (g->b_cs == 1)
+                        for (int j = 0; j < n; j++) acc[j] += x * b[j];
+                    else
+                        for (int j = 0; j < n; j++) acc[j] += x * b[j * g->b_cs];
+                }
+                for (int j = 0; j < n; j++)
+                    c[jb + j] = g->alpha * acc[j] + (g->beta == 0.0f ? 0.0f : g->beta * c[jb + j]);
+            }
+        }
+    }
+}
+
+void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* nothing to multiply */
+        scale_c(C, ldc, M, N, beta);
+        return;
+    }
     gemm_job g = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B,
                   .a_rs = trans_a ? 1 : (size_t)lda, .a_cs = trans_a ? (size_t)lda : 1,
                   .b_rs = trans_b ? 1 : (size_t)ldb, .b_cs = trans_b ? (size_t)ldb : 1,
                   .C = C, .ldc = ldc};
-    int kc_max = K < KC ? K : KC, nc_max = N < NC ? N : NC;
-    size_t a_floats = (size_t)((M + MR - 1) / MR) * MR * kc_max;
-    size_t b_floats = (size_t)((nc_max + NR - 1) / NR) * NR * kc_max;
-    /* one 64-byte aligned buffer for both packs (aligned_alloc wants a multiple of 64 bytes) */
-    size_t a_bytes = (a_floats * sizeof(float) + 63) & ~(size_t)63;
-    size_t b_bytes = (b_floats * sizeof(float) + 63) & ~(size_t)63;
-    g.apack = aligned_alloc(64, a_bytes + b_bytes);
-    if (!g.apack) { /* out of memory: still give the right answer, slowly */
-        ts_sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    g.bpack = g.apack + a_bytes / sizeof(float);
     /* Threads only pay off for big products, and a product called from inside
      * a parallel region (attention's heads) stays on its calling thread. */
+    int threaded = 0;
 #ifdef _OPENMP
-    if (2.0 * M * N * K > 1e6 && !omp_in_parallel()) {
+    threaded = 2.0 * M * N * K > TS_SGEMM_PAR_FLOPS && !omp_in_parallel() && omp_get_max_threads() > 1;
+#endif
+    if (M <= SMALL_M) {
+        if (!threaded) {
+            small_m_cols(&g, 0, N);
+            return;
+        }
         TS_OMP(parallel)
-        sgemm_blocks(&g, omp_get_thread_num(), omp_get_num_threads());
-        free(g.apack);
+        {
+#ifdef _OPENMP
+            int lo, hi; /* blocks of 16 columns */
+            share((N + 15) / 16, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            small_m_cols(&g, 16 * lo, 16 * hi < N ? 16 * hi : N);
+#endif
+        }
         return;
     }
+    int m_panels = (M + MR - 1) / MR, failed = 0;
+    if (threaded && m_panels > 1) {
+        TS_OMP(parallel reduction(| : failed))
+        {
+#ifdef _OPENMP
+            int lo, hi;
+            share(m_panels, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            float *bpack = lo < hi ? alloc_bpack(&g) : NULL;
+            if (bpack) sgemm_panels(&g, lo, hi, bpack);
+            else failed = lo < hi;
+            free(bpack);
 #endif
-    sgemm_blocks(&g, 0, 1);
-    free(g.apack);
+        }
+    } else {
+        float *bpack = alloc_bpack(&g);
+        if (bpack) sgemm_panels(&g, 0, m_panels, bpack);
+        else failed = 1;
+        free(bpack);
+    }
+    /* out of memory for a packing buffer: still give the right answer, slowly */
+    if (failed) ts_sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-#endif /* !TS_USE_BLAS */
+/* ------------------------------------------------------------------ */
+/* ts_sgemm: OpenBLAS or the C loops                                   */
+/* ------------------------------------------------------------------ */
+
+#ifdef TS_USE_BLAS
+/* With BLAS=1, OpenBLAS runs the products unless the C loops are faster here:
+ * on a CPU with AVX-512 whose OpenBLAS runs kernels without it (as
+ * OPENBLAS_CORETYPE=Haswell forces), the C kernel's AVX-512 clone measured
+ * faster on every shape the models use. TS_MATMUL=openblas or TS_MATMUL=c
+ * decides instead. The choice is made once, so every call takes the same path. */
+static _Atomic int use_c_loops = -1;
+
+static int openblas_has_avx512(void) {
+    const char *core = openblas_get_corename();
+    static const char *const avx512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", "Zen4", "Zen5"};
+    for (size_t i = 0; i < sizeof avx512 / sizeof avx512[0]; i++)
+        if (core && strcasecmp(core, avx512[i]) == 0) return 1;
+    return 0;
+}
+
+int ts_sgemm_uses_c_loops(void) {
+    int v = use_c_loops;
+    if (v < 0) {
+        const char *env = getenv("TS_MATMUL");
+        if (env && strcmp(env, "c") == 0) v = 1;
+        else if (env && strcmp(env, "openblas") == 0) v = 0;
+        else {
+#if defined(__GNUC__) && defined(__x86_64__)
+            __builtin_cpu_init();
+            v = __builtin_cpu_supports("avx512f") && !openblas_has_avx512();
+#else
+            v = 0;
+#endif
+        }
+        use_c_loops = v;
+    }
+    return v;
+}
+#else
+int ts_sgemm_uses_c_loops(void) { return 1; }
+#endif
 
 void ts_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* nothing to multiply; BLAS implementations disagree on lda checks here */
-        scale_c(C, ldc, M, N, beta);
+#ifdef TS_USE_BLAS
+    /* A few rows (a decode step) always take the C path: OpenBLAS would pack all of B for them. */
+    if (M > SMALL_M && K > 0 && !ts_sgemm_uses_c_loops()) {
+        if (N > 0)
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                        M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#ifdef TS_USE_BLAS
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    sgemm_blocked(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+    ts_sgemm_c(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ------------------------------------------------------------------ */

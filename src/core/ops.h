@@ -58,10 +58,24 @@
  * @brief C = alpha * op(A) * op(B) + beta * C, row-major (the BLAS sgemm contract).
  * op(A) is (M,K): A itself (lda >= K) or, if @p trans_a, A^T with A stored (K,M) (lda >= M).
  * op(B) is (K,N): B itself (ldb >= N) or, if @p trans_b, B^T with B stored (N,K) (ldb >= K).
- * Uses cblas_sgemm when built with BLAS=1, the project's own loops otherwise.
+ * Uses cblas_sgemm when built with BLAS=1, the project's own loops (ts_sgemm_c())
+ * otherwise, and also with BLAS=1 where those are faster (ts_sgemm_uses_c_loops()).
  */
 void ts_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/** @brief The project's own blocked sgemm (the same contract), in every build. */
+void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/**
+ * @brief 1 if ts_sgemm() runs the project's own loops. Always with BLAS=0; with
+ * BLAS=1 when the CPU has AVX-512 but OpenBLAS runs kernels without it (as
+ * OPENBLAS_CORETYPE=Haswell forces), where the own kernel measured faster.
+ * The environment variable TS_MATMUL=c or TS_MATMUL=openblas overrides.
+ * Products of at most four rows take the own loops in every build.
+ */
+int ts_sgemm_uses_c_loops(void);
 
 /** @brief The same contract as ts_sgemm(), as three plain loops (the reference). */
 void ts_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,

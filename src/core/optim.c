@@ -19,6 +19,9 @@ void adamw_step(ts_params *p, const ts_adamw *cfg, float lr, long step) {
     // Bias corrections undo the zero initialisation of m and v (Adam, Kingma & Ba, alg. 1).
     float bc1 = (float)(1.0 - pow(cfg->beta1, (double)step));
     float bc2 = (float)(1.0 - pow(cfg->beta2, (double)step));
+    // One parallel region for all tensors, each split between the threads with no
+    // barrier in between (every element is updated on its own).
+    TS_OMP(parallel if (p->numel > 65536))
     for (int t = 0; t < p->count; t++) {
         const ts_param *param = &p->params[t];
         // Decay is decoupled from the gradient (the "W" in AdamW), and skipped for
@@ -27,7 +30,7 @@ void adamw_step(ts_params *p, const ts_adamw *cfg, float lr, long step) {
         float *w = p->data + param->offset, *g = p->grad + param->offset;
         float *m = p->m + param->offset, *v = p->v + param->offset;
         long n = (long)param->numel;
-        TS_OMP(parallel for schedule(static) if (n > 65536))
+        TS_OMP(for schedule(static) nowait)
         for (long i = 0; i < n; i++) {
             m[i] = cfg->beta1 * m[i] + (1.0f - cfg->beta1) * g[i];
             v[i] = cfg->beta2 * v[i] + (1.0f - cfg->beta2) * g[i] * g[i];

@@ -89,7 +89,8 @@ void gqa_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
     // One pass over the cache per key/value head serves its whole group: each cached
     // key and value row is read once for G query heads (the point of sharing them).
     float scale = 1.0f / sqrtf((float)D);
-    TS_OMP(parallel for collapse(2) schedule(static))
+    // threads only when there is enough to share (a batch of long sequences): waking them costs more
+    TS_OMP(parallel for collapse(2) schedule(static) if ((double)R * H * c->max_T * D > 1e6))
     for (int r = 0; r < R; r++) {
         for (int j = 0; j < Hkv; j++) {
             int b = seq[r], n = pos[r] + 1;

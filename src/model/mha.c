@@ -96,7 +96,8 @@ void mha_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
     // each new query attends over positions 0..pos[r] of its own sequence
     float scale = 1.0f / sqrtf((float)D);
     int group = H / Hkv; // query heads per key/value head (1 for MHA)
-    TS_OMP(parallel for collapse(2) schedule(static))
+    // threads only when there is enough to share (a batch of long sequences): waking them costs more
+    TS_OMP(parallel for collapse(2) schedule(static) if ((double)R * H * c->max_T * D > 1e6))
     for (int r = 0; r < R; r++) {
         for (int h = 0; h < H; h++) {
             int b = seq[r], n = pos[r] + 1, kvh = h / group;
