@@ -59,6 +59,11 @@ int cmd_info(int argc, char **argv) {
     printf("layers            %d, hidden %d, heads %d (kv heads %d), vocab %d\n", c.num_hidden_layers, c.hidden_size,
            c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
     printf("parameters        %lld total (%s), %lld activated per token (%s)\n", total, t, active, a);
+    if (c.n_routed_experts > 0) /* chapter 5 */
+        printf("experts           %d routed (%d per token, %d groups keeping %d) + %d shared, %d wide, in layers %d..%d; "
+               "%s scores\n",
+               c.n_routed_experts, c.num_experts_per_tok, c.n_group, c.topk_group, c.n_shared_experts,
+               c.moe_intermediate_size, c.first_k_dense_replace, c.num_hidden_layers - 1, c.scoring_func);
     long long per = kv_elements_per_token_layer(&c);
     long long per_token = per * c.num_hidden_layers;
     printf("kv cache          %lld elements per token per layer", per);

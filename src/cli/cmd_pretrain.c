@@ -35,7 +35,8 @@ int cmd_pretrain(int argc, char **argv) {
     const char *config = NULL, *data = NULL, *text = NULL, *tokenizer = NULL, *out = NULL, *metrics = NULL;
     uint64_t init_seed = 1;
     int threads = 0, resume = 0, quiet = 0;
-    float wd = o.adamw.weight_decay;
+    float wd = o.adamw.weight_decay, aux_alpha = -1;
+    const char *expert_load = NULL;
     cli_opt opts[] = {
         {"config", OPT_STR, &config, "model config.json (not needed with --resume)", 1, 0},
         {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses pretrain_train.txt / pretrain_test.txt)", 1, 0},
@@ -60,6 +61,10 @@ int cmd_pretrain(int argc, char **argv) {
         {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
         {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
         {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
+        {"bias-update-speed", OPT_FLOAT, &o.bias_update_speed,
+         "MoE: auxiliary-loss-free balancing, each step b_i -= g*sign(load_i - mean) (0 = off)", 0, 10},
+        {"aux-loss-alpha", OPT_FLOAT, &aux_alpha, "MoE: override the config's aux_loss_alpha (sequence-wise balance loss)", 0, 10},
+        {"expert-load", OPT_STR, &expert_load, "MoE: per-step expert load CSV (default OUT/expert_load.csv)", 1, 0},
     };
     int rc = cli_parse("pretrain", "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]", argc, argv, opts,
                        (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
@@ -73,7 +78,12 @@ int cmd_pretrain(int argc, char **argv) {
     if (!out) return cli_error("pretrain: --out is required");
     if (!config && !resume) return cli_error("pretrain: --config is required (or --resume to continue a run)");
     if (o.warmup >= o.steps && o.steps > 1) return cli_error("pretrain: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
-    char metrics_buf[4096], config_buf[4096];
+    char metrics_buf[4096], config_buf[4096], load_buf[4096];
+    if (!expert_load) {
+        snprintf(load_buf, sizeof load_buf, "%s/expert_load.csv", out);
+        expert_load = load_buf;
+    }
+    o.expert_load_path = expert_load; /* written only when the model has MoE layers */
     if (!metrics) {
         snprintf(metrics_buf, sizeof metrics_buf, "%s/metrics.csv", out);
         metrics = metrics_buf;
@@ -88,6 +98,7 @@ int cmd_pretrain(int argc, char **argv) {
 
     ts_config cfg;
     if (ts_config_load(&cfg, config)) return cli_lib_error();
+    if (aux_alpha >= 0) cfg.aux_loss_alpha = aux_alpha;
     bpe_tokenizer tok;
     memset(&tok, 0, sizeof tok);
     if (bpe_load(&tok, tokenizer)) return cli_lib_error();

@@ -167,7 +167,7 @@ ts_status ts_config_parse(ts_config *c, const char *json, const char *source) {
     read_int(&r, "qk_rope_head_dim", &c->qk_rope_head_dim, deepseek);
     read_int(&r, "v_head_dim", &c->v_head_dim, deepseek);
     read_int(&r, "n_routed_experts", &c->n_routed_experts, 0);
-    int moe = deepseek && c->n_routed_experts > 0;
+    int moe = c->n_routed_experts > 0; /* MoE works with any attention (chapter 5) */
     read_int(&r, "n_shared_experts", &c->n_shared_experts, 0);
     read_int(&r, "num_experts_per_tok", &c->num_experts_per_tok, moe);
     read_int(&r, "moe_intermediate_size", &c->moe_intermediate_size, moe);
@@ -224,6 +224,11 @@ ts_status ts_config_validate(const ts_config *c, const char *source) {
         REQUIRE(c->n_group > 0 && c->n_routed_experts % c->n_group == 0,
                 "%s: n_group (%d) must divide n_routed_experts (%d)", source, c->n_group, c->n_routed_experts);
         REQUIRE(c->topk_group > 0 && c->topk_group <= c->n_group, "%s: topk_group must be in 1..n_group", source);
+        REQUIRE(c->num_experts_per_tok <= c->topk_group * (c->n_routed_experts / c->n_group),
+                "%s: num_experts_per_tok (%d) exceeds the experts of the topk_group kept groups (%d x %d)", source,
+                c->num_experts_per_tok, c->topk_group, c->n_routed_experts / c->n_group);
+        REQUIRE(c->routed_scaling_factor > 0, "%s: routed_scaling_factor must be positive", source);
+        REQUIRE(c->aux_loss_alpha >= 0, "%s: aux_loss_alpha must be >= 0", source);
         REQUIRE(strcmp(c->scoring_func, "softmax") == 0 || strcmp(c->scoring_func, "sigmoid") == 0,
                 "%s: scoring_func must be \"softmax\" or \"sigmoid\", got \"%s\"", source, c->scoring_func);
         REQUIRE(c->n_shared_experts >= 0, "%s: n_shared_experts must be >= 0", source);
@@ -274,6 +279,8 @@ ts_status ts_config_save(const ts_config *c, const char *path) {
         cJSON_AddNumberToObject(root, "qk_nope_head_dim", c->qk_nope_head_dim);
         cJSON_AddNumberToObject(root, "qk_rope_head_dim", c->qk_rope_head_dim);
         cJSON_AddNumberToObject(root, "v_head_dim", c->v_head_dim);
+    }
+    if (c->arch == TS_ARCH_DEEPSEEK_V3 || c->n_routed_experts > 0) { /* MoE fields, with any attention */
         cJSON_AddNumberToObject(root, "n_routed_experts", c->n_routed_experts);
         cJSON_AddNumberToObject(root, "n_shared_experts", c->n_shared_experts);
         cJSON_AddNumberToObject(root, "num_experts_per_tok", c->num_experts_per_tok);

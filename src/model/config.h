@@ -6,8 +6,10 @@
  * `model_type` selects the architecture:
  *  - "llama": the dense chapters (2–3). Attention is multi-head with
  *    `num_key_value_heads` key/value heads (= heads: MHA, 1: MQA, between: GQA).
- *  - "deepseek_v3": Multi-head Latent Attention (chapter 4) and, when
- *    `n_routed_experts` > 0, DeepSeekMoE feed-forward layers (chapter 5).
+ *  - "deepseek_v3": Multi-head Latent Attention (chapter 4).
+ * With `n_routed_experts` > 0 the feed-forward layers from
+ * `first_k_dense_replace` on are DeepSeekMoE layers (chapter 5), whatever the
+ * attention: "llama" + MoE fields is chapter 2's attention with experts.
  *
  * RoPE always rotates adjacent pairs (2i, 2i+1), DeepSeek's layout, for both
  * model types (see the chapter 2 text for how this relates to Llama's halves).
@@ -50,7 +52,7 @@ typedef struct {
     int qk_rope_head_dim;         /**< per-head query dims with RoPE; the shared roped key has this size */
     int v_head_dim;               /**< per-head value dim */
 
-    /* DeepSeekMoE (deepseek_v3) */
+    /* DeepSeekMoE (any model_type; chapter 5) */
     int n_routed_experts;         /**< 0 = dense FFN everywhere */
     int n_shared_experts;         /**< always-on experts */
     int num_experts_per_tok;      /**< K_r, routed experts per token */

@@ -53,6 +53,15 @@ ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) 
         ts_kvcache_free(c);
         return TS_ERR_NOMEM;
     }
+    if (cfg->n_routed_experts > 0) { // chapter 5: routing and expert buffers for B rows of one token
+        ts_arena measure = {0};
+        moe_carve_acts(&c->moe, &measure, cfg, B, 1);
+        if (ts_arena_create(&c->moe_arena, measure.used)) {
+            ts_kvcache_free(c);
+            return TS_ERR_NOMEM;
+        }
+        moe_carve_acts(&c->moe, &c->moe_arena, cfg, B, 1);
+    }
     return TS_OK;
 }
 
@@ -62,6 +71,7 @@ void ts_kvcache_free(ts_kvcache *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c->len);
     free(c->rows);
+    ts_arena_free(&c->moe_arena);
     memset(c, 0, sizeof *c);
 }
 
@@ -116,7 +126,8 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
         else mha_decode(m, c, l, c->ln, c->res, seq, pos, R);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);
+        if (ts_moe_is_layer(cfg, l)) moe_forward(c->res, &c->moe, c->ln, &w->moe, cfg, R, 1); // chapter 5
+        else mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
     }
     rmsnorm_forward(c->ln, c->res, c->x, m->w.norm, R, C, C, C, cfg->rms_norm_eps);

@@ -54,6 +54,7 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
         VIEW(lw->mlp.gate_proj, "model.layers.%d.mlp.gate_proj.weight", l);
         VIEW(lw->mlp.up_proj, "model.layers.%d.mlp.up_proj.weight", l);
         VIEW(lw->mlp.down_proj, "model.layers.%d.mlp.down_proj.weight", l);
+        if (ts_moe_is_layer(&m->cfg, l)) moe_bind(&lw->moe, p, base, &m->cfg, l); // chapter 5
     }
     VIEW(w->norm, "model.norm.weight");
     if (m->cfg.tie_word_embeddings) w->lm_head = w->embed_tokens;
@@ -82,6 +83,10 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
         bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
         bad |= mha_register(m, l) < 0;
         bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
+        if (ts_moe_is_layer(cfg, l)) { // chapter 5: router, routed and shared experts
+            bad |= moe_register(p, cfg, l) < 0;
+            continue;
+        }
         bad |= add2(p, NAME("model.layers.%d.mlp.gate_proj.weight", l), F, C) < 0;
         bad |= add2(p, NAME("model.layers.%d.mlp.up_proj.weight", l), F, C) < 0;
         bad |= add2(p, NAME("model.layers.%d.mlp.down_proj.weight", l), C, F) < 0;
@@ -98,9 +103,15 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     m->rope_cos = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
     m->rope_sin = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
     float *inv_freq = ts_malloc((size_t)(D / 2) * sizeof(float), "RoPE frequencies");
-    if (!m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin || !inv_freq) {
+    size_t E = cfg->n_routed_experts;
+    m->expert_views = E ? ts_calloc(2 * (size_t)L * E, sizeof(ts_mlp_weights), "expert views") : NULL;
+    if (!m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin || !inv_freq || (E && !m->expert_views)) {
         free(inv_freq);
         return TS_ERR_NOMEM;
+    }
+    for (int l = 0; l < L && E; l++) {
+        m->w.layers[l].moe.experts = m->expert_views + (size_t)l * E;
+        m->g.layers[l].moe.experts = m->expert_views + (size_t)(L + l) * E;
     }
     bind_views(m, &m->w, p->data);
     bind_views(m, &m->g, p->grad);
@@ -120,8 +131,9 @@ void ts_model_init_weights(ts_model *m, uint64_t seed) {
     for (int i = 0; i < m->params.count; i++) {
         ts_param *t = &m->params.params[i];
         float *x = m->params.data + t->offset;
-        if (t->ndim == 1) {
-            for (size_t j = 0; j < t->numel; j++) x[j] = 1.0f;
+        if (t->ndim == 1) { // norm weights start at 1; the MoE selection bias at 0
+            float v = strstr(t->name, "e_score_correction_bias") ? 0.0f : 1.0f;
+            for (size_t j = 0; j < t->numel; j++) x[j] = v;
         } else {
             int is_out = strstr(t->name, "o_proj") || strstr(t->name, "down_proj");
             ts_rng_fill_normal(&rng, x, (long)t->numel, is_out ? out_std : std);
@@ -157,9 +169,13 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         s->res1 = ts_arena_floats(a, N * C);
         s->ln2 = ts_arena_floats(a, N * C);
         s->ln2_rstd = ts_arena_floats(a, N);
-        s->mlp.gate = ts_arena_floats(a, N * F);
-        s->mlp.up = ts_arena_floats(a, N * F);
-        s->mlp.hidden = ts_arena_floats(a, N * F);
+        if (ts_moe_is_layer(c, l)) {
+            moe_carve_acts(&s->moe, a, c, B, T); // chapter 5
+        } else {
+            s->mlp.gate = ts_arena_floats(a, N * F);
+            s->mlp.up = ts_arena_floats(a, N * F);
+            s->mlp.hidden = ts_arena_floats(a, N * F);
+        }
         s->mlp_y = ts_arena_floats(a, N * C);
         s->out = ts_arena_floats(a, N * C);
     }
@@ -178,6 +194,7 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
     m->mlp_scratch.gate = ts_arena_floats(a, N * F);
     m->mlp_scratch.up = ts_arena_floats(a, N * F);
     m->mlp_scratch.hidden = ts_arena_floats(a, N * F);
+    if (c->n_routed_experts > 0) moe_carve_scratch(&m->moe_scratch, a, c, (int)N);
 }
 
 ts_status ts_model_reserve(ts_model *m, int B, int T) {
@@ -231,6 +248,10 @@ static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
 static void ffn_forward(ts_model *m, int l, int N) {
     const ts_config *c = &m->cfg;
     ts_layer_acts *a = &m->acts[l];
+    if (ts_moe_is_layer(c, l)) { // chapter 5: B sequences of T tokens (the balance loss is per sequence)
+        moe_forward(a->mlp_y, &a->moe, a->ln2, &m->w.layers[l].moe, c, m->cur_B, m->cur_T);
+        return;
+    }
     mlp_forward(a->mlp_y, &a->mlp, a->ln2, &m->w.layers[l].mlp, N, c->hidden_size, c->intermediate_size);
 }
 
@@ -238,6 +259,11 @@ static void ffn_forward(ts_model *m, int l, int N) {
 static void ffn_backward(ts_model *m, int l, const float *dy, int N) {
     const ts_config *c = &m->cfg;
     ts_layer_acts *a = &m->acts[l];
+    if (ts_moe_is_layer(c, l)) {
+        moe_backward(m->d_ln, &m->g.layers[l].moe, &m->moe_scratch, dy, &a->moe, a->ln2, &m->w.layers[l].moe, c,
+                     m->cur_B, m->cur_T);
+        return;
+    }
     mlp_backward(m->d_ln, &m->g.layers[l].mlp, &m->mlp_scratch, dy, &a->mlp, a->ln2, &m->w.layers[l].mlp, N,
                  c->hidden_size, c->intermediate_size);
 }
@@ -283,12 +309,16 @@ float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B
     rmsnorm_forward(m->lnf, m->lnf_rstd, x, m->w.norm, N, C, C, C, c->rms_norm_eps);
     matmul_forward(m->logits, m->lnf, m->w.lm_head, NULL, N, C, V);
     m->n_counted = 0;
+    m->aux_loss = 0.0f; // chapter 5: the MoE layers' balance losses join the objective
+    for (int l = 0; l < L; l++)
+        if (ts_moe_is_layer(c, l)) m->aux_loss += m->acts[l].moe.aux_loss;
     if (!targets) return 0.0f;
     memcpy(m->targets, targets, (size_t)N * sizeof(int));
     m->n_counted = crossentropy_forward(m->losses, m->logits, m->targets, N, V);
     double sum = 0;
     for (int i = 0; i < N; i++) sum += m->losses[i];
-    return m->n_counted ? (float)(sum / m->n_counted) : 0.0f;
+    m->ce_loss = m->n_counted ? (float)(sum / m->n_counted) : 0.0f;
+    return m->ce_loss + m->aux_loss;
 }
 
 /* ------------------------------------------------------------------ */
@@ -350,6 +380,7 @@ void ts_model_free(ts_model *m) {
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->acts);
+    free(m->expert_views);
     ts_arena_free(&m->arena);
     memset(m, 0, sizeof *m);
 }
@@ -372,9 +403,9 @@ void ts_model_count_params(const ts_config *c, long long *total, long long *acti
             attn = q + kv + H * c->v_head_dim * C;
         }
         long long ffn_total, ffn_active;
-        if (c->arch == TS_ARCH_DEEPSEEK_V3 && c->n_routed_experts > 0 && l >= c->first_k_dense_replace) {
+        if (ts_moe_is_layer(c, l)) {
             long long expert = 3 * C * (long long)c->moe_intermediate_size;
-            long long router = (long long)c->n_routed_experts * C;
+            long long router = (long long)c->n_routed_experts * (C + 1); /* W_g and the selection bias */
             ffn_total = router + (c->n_routed_experts + c->n_shared_experts) * expert;
             ffn_active = router + (c->num_experts_per_tok + c->n_shared_experts) * expert;
         } else {

@@ -22,6 +22,7 @@
 #include "model/config.h"
 #include "model/mha.h"
 #include "model/mlp.h"
+#include "model/moe.h"
 
 /** Which attention implementation a model runs (chosen from the config). */
 typedef enum {
@@ -36,6 +37,7 @@ typedef struct {
     ts_mha_weights attn;             /**< self_attn.{q,k,v,o}_proj (MHA/GQA/MQA) */
     float *post_attention_layernorm; /**< (C) */
     ts_mlp_weights mlp;              /**< mlp.{gate,up,down}_proj (dense SwiGLU) */
+    ts_moe_weights moe;              /**< mlp.gate, mlp.experts.E, mlp.shared_experts (MoE layers, chapter 5) */
 } ts_layer_weights;
 
 /** Views of all weights (into the parameter or the gradient buffer). */
@@ -56,6 +58,7 @@ typedef struct {
     float *ln2;       /**< (N,C) post_attention_layernorm output */
     float *ln2_rstd;  /**< (N) */
     ts_mlp_acts mlp;  /**< inside the MLP */
+    ts_moe_acts moe;  /**< inside the MoE layer (chapter 5) */
     float *mlp_y;     /**< (N,C) MLP output */
     float *out;       /**< (N,C) block output (residual after the MLP) */
 } ts_layer_acts;
@@ -92,6 +95,10 @@ typedef struct ts_model {
     float *d_logits;      /**< (N,V) */
     ts_mha_scratch attn_scratch; /**< attention backward scratch */
     ts_mlp_acts mlp_scratch;     /**< MLP backward scratch (N,F) */
+    ts_moe_scratch moe_scratch;  /**< MoE backward scratch (chapter 5) */
+    ts_mlp_weights *expert_views; /**< (2, L, E) routed-expert views: weights, then gradients */
+    float ce_loss;        /**< mean cross-entropy of the last forward with targets */
+    float aux_loss;       /**< MoE auxiliary balance loss of the last forward (summed over layers) */
 } ts_model;
 
 /**
@@ -109,8 +116,9 @@ ts_status ts_model_reserve(ts_model *m, int B, int T);
 
 /**
  * @brief Forward pass over tokens (B,T). With targets (B,T) non-NULL returns the
- * mean cross-entropy over targets that are not TS_IGNORE (and keeps what the
- * backward needs); with targets NULL only the logits are computed and 0 is returned.
+ * mean cross-entropy over targets that are not TS_IGNORE (m->ce_loss) plus the
+ * MoE auxiliary balance loss (m->aux_loss, 0 without MoE), and keeps what the
+ * backward needs; with targets NULL only the logits are computed and 0 is returned.
  * Activations grow (ts_model_reserve()) if B or T exceed what was reserved.
  * Returns NAN, with ts_last_error() set, if a token is outside the vocabulary
  * or memory runs out.
@@ -161,6 +169,8 @@ typedef struct ts_kvcache {
     float *scores;    /**< (B,H,max_T) attention scores */
     float *logits;    /**< (B,V) */
     int *rows;        /**< (2B) active sequence index and position of each decode row */
+    ts_moe_acts moe;  /**< MoE layers' routing and expert buffers for B rows (chapter 5) */
+    ts_arena moe_arena; /**< holds moe */
 } ts_kvcache;
 
 /** @brief Allocate a cache for B sequences of up to max_T tokens. */

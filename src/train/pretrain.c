@@ -57,7 +57,8 @@ float ts_eval_loss(ts_model *m, const ts_token_stream *eval, int B, int T, int n
     for (int i = 0; i < n_batches; i++) {
         for (int b = 0; b < B; b++) starts[b] = span * (size_t)(i * B + b) / windows; // evenly spaced, fixed
         make_batch(eval, starts, B, T, inputs, targets);
-        sum += ts_model_forward(m, inputs, targets, B, T);
+        float loss = ts_model_forward(m, inputs, targets, B, T);
+        sum += loss == loss ? m->ce_loss : loss; // held out: the cross-entropy alone, without the MoE balance loss
     }
     free(inputs);
     free(targets);
@@ -95,6 +96,10 @@ static uint64_t run_fingerprint(const ts_model *m, const ts_train_opts *o) {
         memcpy(&bits, &f[i], sizeof bits);
         MIX(bits);
     }
+    if (o->bias_update_speed != 0.0f) { /* chapter 5; absent from older runs' fingerprints */
+        memcpy(&bits, &o->bias_update_speed, sizeof bits);
+        MIX(bits);
+    }
 #undef MIX
     return h;
 }
@@ -129,6 +134,79 @@ static float train_step(ts_model *m, const ts_train_opts *o, const int *inputs, 
     return loss;
 }
 //! [train-step]
+
+/* ------------------------------------------------------------------ */
+/* Chapter 5: per-step expert load, and the auxiliary-loss-free bias    */
+/* ------------------------------------------------------------------ */
+
+/* expert_load.csv: step, max_load, min_load, then l<layer>_e<expert> for every
+ * MoE layer and expert. A load is the number of tokens the step's batch sent to
+ * the expert divided by the mean over the layer's experts: 1 is balanced, E/K
+ * means the layer's tokens all went to the same K experts, 0 a dead expert. */
+typedef struct {
+    ts_metrics csv;
+    int open;    /* the CSV is being written */
+    int n_moe;   /* MoE layers */
+    int E;       /* routed experts per layer */
+    int *counts; /* (n_moe, E) */
+    double *row; /* 3 + n_moe·E values */
+} expert_log;
+
+static ts_status expert_log_open(expert_log *x, const ts_model *m, const ts_train_opts *o, long start_step) {
+    memset(x, 0, sizeof *x);
+    x->n_moe = ts_model_moe_layers(m);
+    x->E = m->cfg.n_routed_experts;
+    if (!o->expert_load_path || x->n_moe == 0) return TS_OK;
+    int ncol = 3 + x->n_moe * x->E;
+    char *names = malloc((size_t)ncol * 24);
+    const char **cols = malloc((size_t)ncol * sizeof *cols);
+    x->counts = malloc((size_t)x->n_moe * x->E * sizeof(int));
+    x->row = malloc((size_t)ncol * sizeof(double));
+    ts_status st = TS_OK;
+    if (!names || !cols || !x->counts || !x->row) st = ts_fail(TS_ERR_NOMEM, "pretrain: out of memory for the expert load log");
+    for (int i = 0; i < ncol && !st; i++) {
+        cols[i] = names + (size_t)i * 24;
+        if (i < 3) strcpy(names + (size_t)i * 24, (const char *[]){"step", "max_load", "min_load"}[i]);
+    }
+    for (int l = 0, j = 3; l < m->cfg.num_hidden_layers && !st; l++)
+        for (int e = 0; e < x->E && ts_moe_is_layer(&m->cfg, l); e++) snprintf(names + (size_t)j++ * 24, 24, "l%d_e%d", l, e);
+    if (!st && o->resume) st = ts_metrics_truncate_after(o->expert_load_path, start_step);
+    if (!st) st = ts_metrics_open(&x->csv, o->expert_load_path, cols, ncol, o->resume);
+    x->open = st == TS_OK;
+    free(names);
+    free(cols);
+    return st;
+}
+
+/* After the optimizer step: log the batch's expert loads, then move the biases (b_i −= γ·sign(load_i − mean)). */
+static ts_status expert_log_step(expert_log *x, ts_model *m, const ts_train_opts *o, long step) {
+    ts_status st = TS_OK;
+    if (x->open) {
+        ts_model_expert_load(m, x->counts);
+        double total = 0, mx = 0, mn = 1e300;
+        for (int e = 0; e < x->E; e++) total += x->counts[e];
+        double mean = total / x->E; /* the same in every layer: N·K / E */
+        x->row[0] = (double)step;
+        for (int i = 0; i < x->n_moe * x->E; i++) {
+            double load = mean > 0 ? x->counts[i] / mean : 0;
+            x->row[3 + i] = load;
+            if (load > mx) mx = load;
+            if (load < mn) mn = load;
+        }
+        x->row[1] = mx;
+        x->row[2] = mn;
+        st = ts_metrics_row(&x->csv, x->row);
+    }
+    if (o->bias_update_speed > 0) ts_model_update_router_bias(m, o->bias_update_speed);
+    return st;
+}
+
+static void expert_log_close(expert_log *x) {
+    if (x->open) ts_metrics_close(&x->csv);
+    free(x->counts);
+    free(x->row);
+    memset(x, 0, sizeof *x);
+}
 
 ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_stream *eval,
                       const ts_train_opts *o, ts_train_result *result) {
@@ -170,6 +248,12 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
         if ((st = ts_metrics_open(&metrics, o->metrics_path, columns, 7, o->resume))) return st;
         have_metrics = 1;
     }
+    expert_log moe_log; /* chapter 5 */
+    if ((st = expert_log_open(&moe_log, m, o, start_step))) {
+        if (have_metrics) ts_metrics_close(&metrics);
+        expert_log_close(&moe_log);
+        return st;
+    }
     int *inputs = malloc((size_t)B * T * sizeof(int)), *targets = malloc((size_t)B * T * sizeof(int));
     size_t *starts = malloc((size_t)B * sizeof(size_t));
     if (!inputs || !targets || !starts) {
@@ -188,6 +272,7 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
         make_batch(train, starts, B, T, inputs, targets);
         float lr, norm;
         loss = train_step(m, o, inputs, targets, step, &lr, &norm);
+        if ((st = expert_log_step(&moe_log, m, o, step + 1))) goto done; // chapter 5: before an evaluation reroutes
         double step_s = ts_now() - ts;
         tokens_done += (double)B * T;
         val = NAN;
@@ -220,6 +305,7 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
     st = save_all(m, o, end_step, &data_rng);
 done:
     if (have_metrics) ts_metrics_close(&metrics);
+    expert_log_close(&moe_log);
     free(inputs);
     free(targets);
     free(starts);

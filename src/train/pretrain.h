@@ -36,6 +36,9 @@ typedef struct {
     int resume;              /**< continue from out_dir's checkpoint and training state */
     long stop_after;         /**< stop (saving state) after this step, as if interrupted (0 = run to the end) */
     int quiet;               /**< no progress line */
+    float bias_update_speed; /**< γ of DeepSeek-V3's auxiliary-loss-free balancing: after each step every MoE
+                                  layer's selection bias moves by γ toward balance (0 = off; chapter 5) */
+    const char *expert_load_path; /**< CSV of each MoE layer's per-expert load, one row per step (NULL = none) */
 } ts_train_opts;
 
 /** What a run reached. */
