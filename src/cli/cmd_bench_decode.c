@@ -24,7 +24,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int cmd_bench_decode(int argc, char **argv) {
-    const char *model_dir = NULL, *config = NULL, *out = NULL, *label = NULL;
+    const char *model_dir = NULL, *config = NULL, *out = NULL, *label = NULL, *mla_cache = "absorbed";
     int batch = 4, start = 64, max_context = 1024, every = 32, threads = 0;
     uint64_t seed = 1;
     cli_opt opts[] = {
@@ -38,6 +38,7 @@ int cmd_bench_decode(int argc, char **argv) {
         {"label", OPT_STR, &label, "name printed in the summary line (default: the attention kind)", 1, 0},
         {"seed", OPT_U64, &seed, "seed of the random tokens (and of the weights with --config)", 1, 0},
         {"threads", OPT_INT, &threads, "threads (0 = default)", 0, 1024},
+        {"mla-cache", OPT_STR, &mla_cache, "MLA models: absorbed (latent cache, default) or naive (full keys/values)", 1, 0},
     };
     int rc = cli_parse("bench-decode", "(--model DIR | --config F) [flags]", argc, argv, opts,
                        (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
@@ -61,12 +62,21 @@ int cmd_bench_decode(int argc, char **argv) {
                          max_context, every, c->max_position_embeddings, model_dir ? model_dir : config);
     }
     ts_kvcache kv;
-    if (ts_kvcache_create(&kv, &m, batch, max_T)) {
+    int naive = strcmp(mla_cache, "naive") == 0;
+    if (!naive && strcmp(mla_cache, "absorbed") != 0) {
+        ts_model_free(&m);
+        return cli_error("bench-decode: --mla-cache must be absorbed or naive, not '%s'", mla_cache);
+    }
+    if (ts_kvcache_create_for(&kv, &m.cfg, batch, max_T, naive ? TS_KV_NAIVE : TS_KV_ABSORBED)) {
         ts_model_free(&m);
         return cli_lib_error();
     }
-    memset(kv.k, 0, kv.bytes / 2); /* touch every page now, so page faults are not timed */
-    memset(kv.v, 0, kv.bytes / 2);
+    /* touch every page now, so page faults are not timed */
+    if (kv.latent) memset(kv.latent, 0, kv.bytes); /* absorbed MLA: the latent is the whole cache */
+    else {
+        memset(kv.k, 0, (size_t)kv.L * kv.B * kv.max_T * kv.kv_dim * sizeof(float));
+        memset(kv.v, 0, (size_t)kv.L * kv.B * kv.max_T * kv.v_dim * sizeof(float));
+    }
     int V = c->vocab_size;
     int *tokens = malloc((size_t)(start > batch ? start : batch) * sizeof(int));
     float *logits = malloc((size_t)batch * V * sizeof(float));
@@ -80,7 +90,7 @@ int cmd_bench_decode(int argc, char **argv) {
         for (int i = 0; i < start; i++) tokens[i] = (int)ts_rng_below(&rng, (uint64_t)V);
         if (ts_model_prefill(&m, &kv, b, tokens, start, NULL)) rc = cli_lib_error();
     }
-    const char *kind = c->arch != TS_ARCH_LLAMA ? "MLA"
+    const char *kind = c->arch != TS_ARCH_LLAMA ? (naive ? "MLA-naive" : "MLA-absorbed")
                        : c->num_key_value_heads == c->num_attention_heads ? "MHA"
                        : c->num_key_value_heads == 1 ? "MQA" : "GQA";
     long long per_token = (long long)(kv.bytes / ((size_t)batch * max_T)); /* K and V, all layers */

@@ -18,8 +18,15 @@
 #include "model/model.h"
 
 ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) {
+    return ts_kvcache_create_for(c, &m->cfg, B, max_T, TS_KV_ABSORBED);
+}
+
+size_t ts_kvcache_bytes_per_token(const ts_kvcache *c) {
+    return c->B > 0 && c->max_T > 0 ? c->bytes / ((size_t)c->B * c->max_T) : 0;
+}
+
+ts_status ts_kvcache_create_for(ts_kvcache *c, const ts_config *cfg, int B, int max_T, ts_kv_mode mode) {
     memset(c, 0, sizeof *c);
-    const ts_config *cfg = &m->cfg;
     if (B <= 0 || max_T <= 0 || max_T > cfg->max_position_embeddings)
         return ts_fail(TS_ERR_RANGE, "KV cache: need 1 <= max_T <= max_position_embeddings (%d), got %d",
                        cfg->max_position_embeddings, max_T);
@@ -28,12 +35,19 @@ ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) 
     c->L = cfg->num_hidden_layers;
     c->B = B;
     c->max_T = max_T;
-    c->kv_dim = cfg->num_key_value_heads * cfg->head_dim;
+    int mla = cfg->arch == TS_ARCH_DEEPSEEK_V3;
+    c->kv_dim = c->v_dim = cfg->num_key_value_heads * cfg->head_dim;
     size_t per = (size_t)c->L * B * max_T * c->kv_dim;
-    c->k = ts_calloc(per, sizeof(float), "KV cache keys");
-    c->v = ts_calloc(per, sizeof(float), "KV cache values");
+    if (mla && mla_kvcache_init(c, cfg, mode == TS_KV_NAIVE)) { // chapter 4: the latent, or full keys/values
+        ts_kvcache_free(c);
+        return TS_ERR_NOMEM;
+    }
+    if (!mla) {
+        c->k = ts_calloc(per, sizeof(float), "KV cache keys");
+        c->v = ts_calloc(per, sizeof(float), "KV cache values");
+        c->bytes = 2 * per * sizeof(float);
+    }
     c->len = ts_calloc((size_t)B, sizeof(int), "KV cache lengths");
-    c->bytes = 2 * per * sizeof(float);
     size_t rows = (size_t)B;
     c->x = ts_malloc(rows * C * sizeof(float), "decode scratch");
     c->ln = ts_malloc(rows * C * sizeof(float), "decode scratch");
@@ -48,7 +62,7 @@ ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T) 
     c->scores = ts_malloc(rows * cfg->num_attention_heads * (size_t)max_T * sizeof(float), "decode scratch");
     c->logits = ts_malloc(rows * V * sizeof(float), "decode scratch");
     c->rows = ts_malloc(rows * 2 * sizeof(int), "decode scratch");
-    if (!c->k || !c->v || !c->len || !c->x || !c->ln || !c->q || !c->kn || !c->vn || !c->att_out || !c->res ||
+    if ((!mla && (!c->k || !c->v)) || !c->len || !c->x || !c->ln || !c->q || !c->kn || !c->vn || !c->att_out || !c->res ||
         !c->gate || !c->up || !c->hidden || !c->scores || !c->logits || !c->rows) {
         ts_kvcache_free(c);
         return TS_ERR_NOMEM;
@@ -71,6 +85,7 @@ void ts_kvcache_free(ts_kvcache *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c->len);
     free(c->rows);
+    mla_kvcache_free(c);
     ts_arena_free(&c->moe_arena);
     memset(c, 0, sizeof *c);
 }
@@ -92,9 +107,13 @@ ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens,
     ts_status st = ts_model_reserve(m, 1, n);
     if (st) return st;
     ts_model_forward(m, tokens, NULL, 1, n);
-    for (int l = 0; l < c->L; l++) {
-        memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
-        memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
+    if (m->attn == TS_ATTN_MLA) {
+        mla_prefill(m, c, b, n); // chapter 4: the latent (absorbed) or per-head keys and values (naive)
+    } else {
+        for (int l = 0; l < c->L; l++) {
+            memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
+            memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
+        }
     }
     c->len[b] = n;
     if (logits) memcpy(logits, m->logits + (size_t)(n - 1) * cfg->vocab_size, (size_t)cfg->vocab_size * sizeof(float));
@@ -123,6 +142,7 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
         rmsnorm_forward(c->ln, c->res, c->x, w->input_layernorm, R, C, C, C, cfg->rms_norm_eps);
         // appends to the cache, res = attention output
         if (m->attn == TS_ATTN_GQA) gqa_decode(m, c, l, c->ln, c->res, seq, pos, R);
+        else if (m->attn == TS_ATTN_MLA) mla_decode(m, c, l, c->ln, c->res, seq, pos, R);
         else mha_decode(m, c, l, c->ln, c->res, seq, pos, R);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);

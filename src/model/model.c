@@ -50,6 +50,14 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
         VIEW(lw->attn.k_proj, "model.layers.%d.self_attn.k_proj.weight", l);
         VIEW(lw->attn.v_proj, "model.layers.%d.self_attn.v_proj.weight", l);
         VIEW(lw->attn.o_proj, "model.layers.%d.self_attn.o_proj.weight", l);
+        VIEW(lw->mla.q_a_proj, "model.layers.%d.self_attn.q_a_proj.weight", l); // MLA (chapter 4)
+        VIEW(lw->mla.q_a_layernorm, "model.layers.%d.self_attn.q_a_layernorm.weight", l);
+        VIEW(lw->mla.q_b_proj, "model.layers.%d.self_attn.q_b_proj.weight", l);
+        VIEW(lw->mla.q_proj, "model.layers.%d.self_attn.q_proj.weight", l);
+        VIEW(lw->mla.kv_a_proj_with_mqa, "model.layers.%d.self_attn.kv_a_proj_with_mqa.weight", l);
+        VIEW(lw->mla.kv_a_layernorm, "model.layers.%d.self_attn.kv_a_layernorm.weight", l);
+        VIEW(lw->mla.kv_b_proj, "model.layers.%d.self_attn.kv_b_proj.weight", l);
+        VIEW(lw->mla.o_proj, "model.layers.%d.self_attn.o_proj.weight", l);
         VIEW(lw->post_attention_layernorm, "model.layers.%d.post_attention_layernorm.weight", l);
         VIEW(lw->mlp.gate_proj, "model.layers.%d.mlp.gate_proj.weight", l);
         VIEW(lw->mlp.up_proj, "model.layers.%d.mlp.up_proj.weight", l);
@@ -67,10 +75,10 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     m->cfg = *cfg;
     ts_status st = ts_config_validate(cfg, "config");
     if (st) return st;
-    if (cfg->arch != TS_ARCH_LLAMA)
-        return ts_fail(TS_ERR_ARG, "model_type '%s' is not implemented yet (chapter 2 builds \"llama\")", cfg->model_type);
-    /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention. */
-    m->attn = cfg->num_key_value_heads == cfg->num_attention_heads ? TS_ATTN_MHA : TS_ATTN_GQA;
+    /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention;
+     * "deepseek_v3": chapter 4's multi-head latent attention. */
+    if (cfg->arch == TS_ARCH_DEEPSEEK_V3) m->attn = TS_ATTN_MLA;
+    else m->attn = cfg->num_key_value_heads == cfg->num_attention_heads ? TS_ATTN_MHA : TS_ATTN_GQA;
     int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
     int D = cfg->head_dim, F = cfg->intermediate_size;
 
@@ -81,7 +89,7 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     for (int l = 0; l < L && !bad; l++) {
 #define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
         bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
-        bad |= mha_register(m, l) < 0;
+        bad |= (m->attn == TS_ATTN_MLA ? mla_register(m, l) : mha_register(m, l)) < 0;
         bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
         if (ts_moe_is_layer(cfg, l)) { // chapter 5: router, routed and shared experts
             bad |= moe_register(p, cfg, l) < 0;
@@ -100,9 +108,10 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     m->w.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
     m->g.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
     int P = cfg->max_position_embeddings;
-    m->rope_cos = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
-    m->rope_sin = ts_malloc((size_t)P * (D / 2) * sizeof(float), "RoPE table");
-    float *inv_freq = ts_malloc((size_t)(D / 2) * sizeof(float), "RoPE frequencies");
+    int RD = m->attn == TS_ATTN_MLA ? cfg->qk_rope_head_dim : D; /* rotated dims per head */
+    m->rope_cos = ts_malloc((size_t)P * (RD / 2) * sizeof(float), "RoPE table");
+    m->rope_sin = ts_malloc((size_t)P * (RD / 2) * sizeof(float), "RoPE table");
+    float *inv_freq = ts_malloc((size_t)(RD / 2) * sizeof(float), "RoPE frequencies");
     size_t E = cfg->n_routed_experts;
     m->expert_views = E ? ts_calloc(2 * (size_t)L * E, sizeof(ts_mlp_weights), "expert views") : NULL;
     if (!m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin || !inv_freq || (E && !m->expert_views)) {
@@ -115,8 +124,9 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     }
     bind_views(m, &m->w, p->data);
     bind_views(m, &m->g, p->grad);
-    rope_inv_freq(inv_freq, D, cfg->rope_theta, cfg->has_yarn ? &cfg->yarn : NULL);
-    rope_table(m->rope_cos, m->rope_sin, inv_freq, D, P);
+    rope_inv_freq(inv_freq, RD, cfg->rope_theta, cfg->has_yarn ? &cfg->yarn : NULL);
+    rope_table(m->rope_cos, m->rope_sin, inv_freq, RD, P);
+    if (m->attn == TS_ATTN_MLA) mla_scale_rope_table(m); // YaRN's amplitude, as DeepSeek applies it
     free(inv_freq);
     return TS_OK;
 }
@@ -160,11 +170,15 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         ts_layer_acts *s = &m->acts[l];
         s->ln1 = ts_arena_floats(a, N * C);
         s->ln1_rstd = ts_arena_floats(a, N);
-        s->attn.q = ts_arena_floats(a, N * HD);
-        s->attn.k = ts_arena_floats(a, N * KVD);
-        s->attn.v = ts_arena_floats(a, N * KVD);
-        s->attn.att = ts_arena_floats(a, (size_t)B * H * T * T);
-        s->attn.ctx = ts_arena_floats(a, N * HD);
+        if (m->attn == TS_ATTN_MLA) {
+            mla_carve(m, a, &s->mla, NULL, B, T); // chapter 4
+        } else {
+            s->attn.q = ts_arena_floats(a, N * HD);
+            s->attn.k = ts_arena_floats(a, N * KVD);
+            s->attn.v = ts_arena_floats(a, N * KVD);
+            s->attn.att = ts_arena_floats(a, (size_t)B * H * T * T);
+            s->attn.ctx = ts_arena_floats(a, N * HD);
+        }
         s->attn_y = ts_arena_floats(a, N * C);
         s->res1 = ts_arena_floats(a, N * C);
         s->ln2 = ts_arena_floats(a, N * C);
@@ -191,6 +205,7 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
     m->attn_scratch.d_v = ts_arena_floats(a, N * KVD);
     m->attn_scratch.d_ctx = ts_arena_floats(a, N * HD);
     m->attn_scratch.att = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
+    if (m->attn == TS_ATTN_MLA) mla_carve(m, a, NULL, &m->mla_scratch, B, T);
     m->mlp_scratch.gate = ts_arena_floats(a, N * F);
     m->mlp_scratch.up = ts_arena_floats(a, N * F);
     m->mlp_scratch.hidden = ts_arena_floats(a, N * F);
@@ -231,7 +246,7 @@ static void attn_forward(ts_model *m, int l, int B, int T) {
     switch (m->attn) {
     case TS_ATTN_MHA: mha_forward(m, l, B, T); break;
     case TS_ATTN_GQA: gqa_forward(m, l, B, T); break;
-    case TS_ATTN_MLA: /* chapter 4 */ break;
+    case TS_ATTN_MLA: mla_forward(m, l, B, T); break;
     }
 }
 
@@ -240,7 +255,7 @@ static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
     switch (m->attn) {
     case TS_ATTN_MHA: mha_backward(m, l, dy, B, T); break;
     case TS_ATTN_GQA: gqa_backward(m, l, dy, B, T); break;
-    case TS_ATTN_MLA: /* chapter 4 */ break;
+    case TS_ATTN_MLA: mla_backward(m, l, dy, B, T); break;
     }
 }
 

@@ -21,6 +21,7 @@
 #include "core/rng.h"
 #include "model/config.h"
 #include "model/mha.h"
+#include "model/mla.h"
 #include "model/mlp.h"
 #include "model/moe.h"
 
@@ -35,6 +36,7 @@ typedef enum {
 typedef struct {
     float *input_layernorm;          /**< (C) */
     ts_mha_weights attn;             /**< self_attn.{q,k,v,o}_proj (MHA/GQA/MQA) */
+    ts_mla_weights mla;              /**< self_attn.{q_a,q_b,kv_a,kv_b,o}_proj, norms (MLA, chapter 4) */
     float *post_attention_layernorm; /**< (C) */
     ts_mlp_weights mlp;              /**< mlp.{gate,up,down}_proj (dense SwiGLU) */
     ts_moe_weights moe;              /**< mlp.gate, mlp.experts.E, mlp.shared_experts (MoE layers, chapter 5) */
@@ -53,6 +55,7 @@ typedef struct {
     float *ln1;       /**< (N,C) input_layernorm output */
     float *ln1_rstd;  /**< (N) */
     ts_mha_acts attn; /**< inside the attention block */
+    ts_mla_acts mla;  /**< inside the MLA block (chapter 4) */
     float *attn_y;    /**< (N,C) attention block output (after o_proj) */
     float *res1;      /**< (N,C) residual after attention */
     float *ln2;       /**< (N,C) post_attention_layernorm output */
@@ -94,6 +97,7 @@ typedef struct ts_model {
     float *d_ln;          /**< (N,C) gradient of a norm's output */
     float *d_logits;      /**< (N,V) */
     ts_mha_scratch attn_scratch; /**< attention backward scratch */
+    ts_mla_scratch mla_scratch;  /**< MLA forward/backward scratch (chapter 4) */
     ts_mlp_acts mlp_scratch;     /**< MLP backward scratch (N,F) */
     ts_moe_scratch moe_scratch;  /**< MoE backward scratch (chapter 5) */
     ts_mlp_weights *expert_views; /**< (2, L, E) routed-expert views: weights, then gradients */
@@ -144,7 +148,9 @@ void ts_model_count_params(const ts_config *cfg, long long *total, long long *ac
 /**
  * The KV cache of B independent sequences. For MHA/GQA it holds, per layer and
  * sequence, the roped keys and the values of every position so far:
- * 2·Hkv·D floats per token per layer.
+ * 2·Hkv·D floats per token per layer. For MLA (chapter 4) the absorbed cache
+ * holds only the latent, kv_lora_rank + qk_rope_head_dim floats per token per
+ * layer (@ref latent); the naive one holds full per-head keys and values in k/v.
  */
 typedef struct ts_kvcache {
     int L;            /**< layers */
@@ -169,12 +175,33 @@ typedef struct ts_kvcache {
     float *scores;    /**< (B,H,max_T) attention scores */
     float *logits;    /**< (B,V) */
     int *rows;        /**< (2B) active sequence index and position of each decode row */
+    /* Multi-head latent attention (chapter 4) */
+    int mla_naive;    /**< MLA: 1 = full per-head keys (kv_dim = H·dq) and values (v_dim = H·dv) in k/v; 0 = latent */
+    int v_dim;        /**< floats per token per layer for V (kv_dim, except naive MLA) */
+    int latent_dim;   /**< absorbed MLA: kv_lora_rank + qk_rope_head_dim floats per token per layer (else 0) */
+    float *latent;    /**< absorbed MLA: (L, B, max_T, latent_dim), normed c_kv then roped k_rope */
+    float *mla_scratch; /**< MLA decode scratch (laid out by mla.c) */
     ts_moe_acts moe;  /**< MoE layers' routing and expert buffers for B rows (chapter 5) */
     ts_arena moe_arena; /**< holds moe */
 } ts_kvcache;
 
-/** @brief Allocate a cache for B sequences of up to max_T tokens. */
+/** @brief Allocate a cache for B sequences of up to max_T tokens (an MLA model's is absorbed). */
 ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T);
+
+/** What an MLA model's cache stores (chapter 4); other attentions ignore it. */
+typedef enum {
+    TS_KV_ABSORBED = 0, /**< the latent: normed c_kv and roped k_rope, (kv_lora_rank + qk_rope_head_dim) floats */
+    TS_KV_NAIVE = 1     /**< up-projected per-head keys and values, H·(qk_nope + qk_rope + v_head_dim) floats */
+} ts_kv_mode;
+
+/**
+ * @brief Allocate a cache for a model of config @p cfg (no weights needed), B
+ * sequences of up to max_T tokens, laid out as @p mode says for MLA.
+ */
+ts_status ts_kvcache_create_for(ts_kvcache *c, const ts_config *cfg, int B, int max_T, ts_kv_mode mode);
+
+/** @brief Bytes the cache allocated per token (all layers): bytes / (B · max_T). */
+size_t ts_kvcache_bytes_per_token(const ts_kvcache *c);
 
 /** @brief Free a cache. */
 void ts_kvcache_free(ts_kvcache *c);

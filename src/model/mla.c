@@ -1,0 +1,443 @@
+/**
+ * @file mla.c
+ * @brief Multi-head Latent Attention (chapter 4): parameters, the training
+ *        forward/backward ("naive": keys and values up-projected per head) and
+ *        the decode step, absorbed (latent cache) or naive (full cache).
+ *
+ * Shapes as in mla.h: H heads, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
+ * dq = dn + dr, dv = v_head_dim, dc = kv_lora_rank, rq = q_lora_rank.
+ */
+#include "model/mla.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "model/model.h"
+
+/* Per-head dims of a config, named once. */
+typedef struct {
+    int C, H, dn, dr, dq, dv, dc, rq;
+} mla_dims;
+
+static mla_dims dims_of(const ts_config *c) {
+    mla_dims d;
+    d.C = c->hidden_size;
+    d.H = c->num_attention_heads;
+    d.dn = c->qk_nope_head_dim;
+    d.dr = c->qk_rope_head_dim;
+    d.dq = d.dn + d.dr;
+    d.dv = c->v_head_dim;
+    d.dc = c->kv_lora_rank;
+    d.rq = c->q_lora_rank;
+    return d;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parameters                                                          */
+/* ------------------------------------------------------------------ */
+
+int mla_register(ts_model *m, int l) {
+    mla_dims d = dims_of(&m->cfg);
+    typedef struct {
+        const char *name;
+        int rows, cols; /* cols 0: a 1-D norm weight (no weight decay) */
+    } tensor;
+    tensor t[7];
+    int n = 0;
+    if (d.rq > 0) {
+        t[n++] = (tensor){"q_a_proj", d.rq, d.C};
+        t[n++] = (tensor){"q_a_layernorm", d.rq, 0};
+        t[n++] = (tensor){"q_b_proj", d.H * d.dq, d.rq};
+    } else {
+        t[n++] = (tensor){"q_proj", d.H * d.dq, d.C};
+    }
+    t[n++] = (tensor){"kv_a_proj_with_mqa", d.dc + d.dr, d.C};
+    t[n++] = (tensor){"kv_a_layernorm", d.dc, 0};
+    t[n++] = (tensor){"kv_b_proj", d.H * (d.dn + d.dv), d.dc};
+    t[n++] = (tensor){"o_proj", d.C, d.H * d.dv};
+    for (int i = 0; i < n; i++) {
+        char name[TS_NAME_MAX];
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.weight", l, t[i].name);
+        int shape[2] = {t[i].rows, t[i].cols};
+        if (ts_params_add(&m->params, name, t[i].cols ? 2 : 1, shape, t[i].cols == 0) < 0) return -1;
+    }
+    return 0;
+}
+
+float mla_softmax_scale(const ts_model *m) {
+    const ts_config *c = &m->cfg;
+    float scale = 1.0f / sqrtf((float)(c->qk_nope_head_dim + c->qk_rope_head_dim));
+    if (c->has_yarn && c->yarn.mscale_all_dim != 0.0f) {
+        /* DeepSeek's code: softmax_scale *= mscale², mscale = 0.1·mscale_all_dim·ln(factor) + 1.
+         * YaRN's "temperature": longer contexts spread attention thinner, so sharpen it. */
+        float ms = yarn_get_mscale(c->yarn.factor, c->yarn.mscale_all_dim);
+        scale *= ms * ms;
+    }
+    return scale;
+}
+
+void mla_scale_rope_table(ts_model *m) {
+    const ts_config *c = &m->cfg;
+    if (!c->has_yarn) return;
+    float s = yarn_get_mscale(c->yarn.factor, c->yarn.mscale) / yarn_get_mscale(c->yarn.factor, c->yarn.mscale_all_dim);
+    if (s == 1.0f) return;
+    size_t n = (size_t)c->max_position_embeddings * (c->qk_rope_head_dim / 2);
+    for (size_t i = 0; i < n; i++) {
+        m->rope_cos[i] *= s;
+        m->rope_sin[i] *= s;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Activations                                                         */
+/* ------------------------------------------------------------------ */
+
+void mla_carve(const ts_model *m, ts_arena *ar, ts_mla_acts *a, ts_mla_scratch *s, int B, int T) {
+    mla_dims d = dims_of(&m->cfg);
+    size_t N = (size_t)B * T, H = (size_t)d.H;
+    if (a) {
+        a->cq = d.rq ? ts_arena_floats(ar, N * d.rq) : NULL;
+        a->cq_n = d.rq ? ts_arena_floats(ar, N * d.rq) : NULL;
+        a->cq_rstd = d.rq ? ts_arena_floats(ar, N) : NULL;
+        a->q = ts_arena_floats(ar, N * H * d.dq);
+        a->kva = ts_arena_floats(ar, N * (d.dc + d.dr));
+        a->ckv = ts_arena_floats(ar, N * d.dc);
+        a->ckv_rstd = ts_arena_floats(ar, N);
+        a->k = ts_arena_floats(ar, N * H * d.dq);
+        a->v = ts_arena_floats(ar, N * H * d.dv);
+        a->att = ts_arena_floats(ar, (size_t)B * H * T * T);
+        a->ctx = ts_arena_floats(ar, N * H * d.dv);
+    }
+    if (s) {
+        s->kv = ts_arena_floats(ar, N * H * (d.dn + d.dv));
+        s->d_q = ts_arena_floats(ar, N * H * d.dq);
+        s->d_k = ts_arena_floats(ar, N * H * d.dq);
+        s->d_v = ts_arena_floats(ar, N * H * d.dv);
+        s->d_ctx = ts_arena_floats(ar, N * H * d.dv);
+        s->d_kv = ts_arena_floats(ar, N * H * (d.dn + d.dv));
+        s->d_kva = ts_arena_floats(ar, N * (d.dc + d.dr));
+        s->d_ckv = ts_arena_floats(ar, N * d.dc);
+        s->d_cq_n = d.rq ? ts_arena_floats(ar, N * d.rq) : NULL;
+        s->d_cq = d.rq ? ts_arena_floats(ar, N * d.rq) : NULL;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Training path ("naive"): forward and backward                      */
+/* ------------------------------------------------------------------ */
+
+//! [mla-forward]
+void mla_forward(ts_model *m, int l, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_mla_weights *w = &m->w.layers[l].mla;
+    ts_layer_acts *la = &m->acts[l];
+    ts_mla_acts *a = &la->mla;
+    float *kv = m->mla_scratch.kv;
+    mla_dims d = dims_of(c);
+    int N = B * T, H = d.H, KVA = d.dc + d.dr;
+    // queries: q (N,H·dq) = rmsnorm(ln1 · W_DQᵀ) · W_UQᵀ, or ln1 · W_Qᵀ without q_lora
+    if (d.rq > 0) {
+        matmul_forward(a->cq, la->ln1, w->q_a_proj, NULL, N, d.C, d.rq);
+        rmsnorm_forward(a->cq_n, a->cq_rstd, a->cq, w->q_a_layernorm, N, d.rq, d.rq, d.rq, c->rms_norm_eps);
+        matmul_forward(a->q, a->cq_n, w->q_b_proj, NULL, N, d.rq, H * d.dq);
+    } else {
+        matmul_forward(a->q, la->ln1, w->q_proj, NULL, N, d.C, H * d.dq);
+    }
+    // each head is [q_nope (dn); q_rope (dr)]: rotate only the last dr dims
+    rope_forward(a->q + d.dn, m->pos, N, H, H * d.dq, d.dq, d.dr, m->rope_cos, m->rope_sin);
+    // [c_kv; k_rope] (N, dc+dr) = ln1 · W_DKVᵀ; c_kv normed, k_rope roped in place (one head)
+    matmul_forward(a->kva, la->ln1, w->kv_a_proj_with_mqa, NULL, N, d.C, KVA);
+    rmsnorm_forward(a->ckv, a->ckv_rstd, a->kva, w->kv_a_layernorm, N, d.dc, KVA, d.dc, c->rms_norm_eps);
+    rope_forward(a->kva + d.dc, m->pos, N, 1, KVA, d.dr, d.dr, m->rope_cos, m->rope_sin);
+    // per head [k_nope (dn); v (dv)] (N, H·(dn+dv)) = c_kv · W_UKVᵀ
+    matmul_forward(kv, a->ckv, w->kv_b_proj, NULL, N, d.dc, H * (d.dn + d.dv));
+    // keys: k_h = [k_nope_h; k_rope] (the same roped k_rope for every head); values v_h
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *src = kv + ((size_t)n * H + h) * (d.dn + d.dv);
+            float *kh = a->k + ((size_t)n * H + h) * d.dq;
+            memcpy(kh, src, (size_t)d.dn * sizeof(float));
+            memcpy(kh + d.dn, a->kva + (size_t)n * KVA + d.dc, (size_t)d.dr * sizeof(float));
+            memcpy(a->v + ((size_t)n * H + h) * d.dv, src + d.dn, (size_t)d.dv * sizeof(float));
+        }
+    // ctx = softmax((q_nope·k_nope + q_rope·k_rope) · scale + causal mask) v, per head
+    attention_forward(a->ctx, a->att, a->q, a->k, a->v, B, T, H, d.dq, d.dv, mla_softmax_scale(m));
+    matmul_forward(la->attn_y, a->ctx, w->o_proj, NULL, N, H * d.dv, d.C); // y (N,C) = ctx · W_Oᵀ
+}
+//! [mla-forward]
+
+//! [mla-backward]
+void mla_backward(ts_model *m, int l, const float *dy, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_mla_weights *w = &m->w.layers[l].mla;
+    const ts_mla_weights *g = &m->g.layers[l].mla;
+    ts_layer_acts *la = &m->acts[l];
+    ts_mla_acts *a = &la->mla;
+    ts_mla_scratch *s = &m->mla_scratch;
+    mla_dims d = dims_of(c);
+    int N = B * T, H = d.H, KVA = d.dc + d.dr, KVB = H * (d.dn + d.dv);
+    memset(s->d_ctx, 0, (size_t)N * H * d.dv * sizeof(float));
+    memset(s->d_q, 0, (size_t)N * H * d.dq * sizeof(float));
+    memset(s->d_k, 0, (size_t)N * H * d.dq * sizeof(float));
+    memset(s->d_v, 0, (size_t)N * H * d.dv * sizeof(float));
+    memset(s->d_kva, 0, (size_t)N * KVA * sizeof(float));
+    memset(s->d_ckv, 0, (size_t)N * d.dc * sizeof(float));
+    // y = ctx · W_Oᵀ
+    matmul_backward(s->d_ctx, g->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * d.dv, d.C);
+    // ctx = softmax(q kᵀ · scale) v
+    attention_backward(s->d_q, s->d_k, s->d_v, m->attn_scratch.att, s->d_ctx, a->att, a->q, a->k, a->v, B, T, H, d.dq,
+                       d.dv, mla_softmax_scale(m));
+    // k_h = [k_nope_h; k_rope], v_h: k_nope and v go back to kv_b_proj's output; k_rope is
+    // shared by all heads, so its gradient is the sum over heads
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *dst = s->d_kv + ((size_t)n * H + h) * (d.dn + d.dv);
+            const float *dkh = s->d_k + ((size_t)n * H + h) * d.dq;
+            memcpy(dst, dkh, (size_t)d.dn * sizeof(float));
+            memcpy(dst + d.dn, s->d_v + ((size_t)n * H + h) * d.dv, (size_t)d.dv * sizeof(float));
+            float *dkr = s->d_kva + (size_t)n * KVA + d.dc;
+            for (int i = 0; i < d.dr; i++) dkr[i] += dkh[d.dn + i];
+        }
+    // [k_nope; v] = c_kv · W_UKVᵀ
+    matmul_backward(s->d_ckv, g->kv_b_proj, NULL, s->d_kv, a->ckv, w->kv_b_proj, N, d.dc, KVB);
+    // k_rope was rotated in place: rotate its gradient back
+    rope_backward(s->d_kva + d.dc, m->pos, N, 1, KVA, d.dr, d.dr, m->rope_cos, m->rope_sin);
+    // c_kv = rmsnorm(kva[:, :dc])
+    rmsnorm_backward(s->d_kva, g->kv_a_layernorm, s->d_ckv, a->kva, w->kv_a_layernorm, a->ckv_rstd, N, d.dc, KVA, d.dc);
+    // [c_kv; k_rope] = ln1 · W_DKVᵀ
+    matmul_backward(m->d_ln, g->kv_a_proj_with_mqa, NULL, s->d_kva, la->ln1, w->kv_a_proj_with_mqa, N, d.C, KVA);
+    // q_rope was rotated in place
+    rope_backward(s->d_q + d.dn, m->pos, N, H, H * d.dq, d.dq, d.dr, m->rope_cos, m->rope_sin);
+    if (d.rq > 0) {
+        memset(s->d_cq_n, 0, (size_t)N * d.rq * sizeof(float));
+        memset(s->d_cq, 0, (size_t)N * d.rq * sizeof(float));
+        // q = c_q · W_UQᵀ;  c_q = rmsnorm(cq);  cq = ln1 · W_DQᵀ
+        matmul_backward(s->d_cq_n, g->q_b_proj, NULL, s->d_q, a->cq_n, w->q_b_proj, N, d.rq, H * d.dq);
+        rmsnorm_backward(s->d_cq, g->q_a_layernorm, s->d_cq_n, a->cq, w->q_a_layernorm, a->cq_rstd, N, d.rq, d.rq,
+                         d.rq);
+        matmul_backward(m->d_ln, g->q_a_proj, NULL, s->d_cq, la->ln1, w->q_a_proj, N, d.C, d.rq);
+    } else {
+        // q = ln1 · W_Qᵀ
+        matmul_backward(m->d_ln, g->q_proj, NULL, s->d_q, la->ln1, w->q_proj, N, d.C, H * d.dq);
+    }
+}
+//! [mla-backward]
+
+/* ------------------------------------------------------------------ */
+/* KV cache and decode                                                 */
+/* ------------------------------------------------------------------ */
+
+/* The decode scratch of a cache for B rows, laid out in one buffer. */
+typedef struct {
+    float *q;      /* (B, H·dq) queries, q_rope roped */
+    float *kva;    /* (B, dc+dr) kv_a_proj_with_mqa output */
+    float *lat;    /* (B, dc+dr) this token's cache entry: normed c_kv, roped k_rope */
+    float *rstd;   /* (B) */
+    float *qcat;   /* (B, H, dc+dr) absorbed queries [q_nope·W_UK; q_rope] */
+    float *olat;   /* (B, H, dc) attention output in the latent space */
+    float *ctx;    /* (B, H·dv) attention output per head, before o_proj */
+    float *scores; /* (B, H, max_T) */
+    float *kvb;    /* (B, H·(dn+dv)) naive: kv_b_proj output */
+    float *cq;     /* (B, rq) q_a_proj output (q_lora) */
+    float *cq_n;   /* (B, rq) its norm */
+} dec_bufs;
+
+/* Lay the scratch out from base (NULL: only count); returns its size in floats. */
+static size_t dec_layout(dec_bufs *b, float *base, const ts_config *cfg, int B, int max_T) {
+    mla_dims d = dims_of(cfg);
+    size_t sizes[11] = {
+        (size_t)B * d.H * d.dq, (size_t)B * (d.dc + d.dr), (size_t)B * (d.dc + d.dr), (size_t)B,
+        (size_t)B * d.H * (d.dc + d.dr), (size_t)B * d.H * d.dc, (size_t)B * d.H * d.dv, (size_t)B * d.H * max_T,
+        (size_t)B * d.H * (d.dn + d.dv), (size_t)B * d.rq, (size_t)B * d.rq,
+    };
+    float **ptrs[11] = {&b->q,    &b->kva, &b->lat,    &b->rstd, &b->qcat, &b->olat,
+                        &b->ctx,  &b->scores, &b->kvb, &b->cq,   &b->cq_n};
+    size_t off = 0;
+    for (int i = 0; i < 11; i++) {
+        *ptrs[i] = base ? base + off : NULL;
+        off += sizes[i];
+    }
+    return off;
+}
+
+int mla_kvcache_init(ts_kvcache *c, const ts_config *cfg, int naive) {
+    mla_dims d = dims_of(cfg);
+    size_t tokens = (size_t)c->L * c->B * c->max_T;
+    c->mla_naive = naive;
+    if (naive) { // full per-head keys [k_nope; k_rope] and values, as an MHA cache
+        c->kv_dim = d.H * d.dq;
+        c->v_dim = d.H * d.dv;
+        c->k = ts_calloc(tokens * c->kv_dim, sizeof(float), "MLA naive cache keys");
+        c->v = ts_calloc(tokens * c->v_dim, sizeof(float), "MLA naive cache values");
+        c->bytes = tokens * (size_t)(c->kv_dim + c->v_dim) * sizeof(float);
+        if (!c->k || !c->v) return -1;
+    } else { // the latent only: normed c_kv and the roped shared key
+        c->latent_dim = d.dc + d.dr;
+        c->latent = ts_calloc(tokens * c->latent_dim, sizeof(float), "MLA latent cache");
+        c->bytes = tokens * (size_t)c->latent_dim * sizeof(float);
+        if (!c->latent) return -1;
+    }
+    dec_bufs b;
+    c->mla_scratch = ts_malloc(dec_layout(&b, NULL, cfg, c->B, c->max_T) * sizeof(float), "MLA decode scratch");
+    return c->mla_scratch ? 0 : -1;
+}
+
+void mla_kvcache_free(ts_kvcache *c) {
+    free(c->latent);
+    free(c->mla_scratch);
+    c->latent = NULL;
+    c->mla_scratch = NULL;
+}
+
+/* Where layer l, sequence b, position t lives in a cache of row size dim. */
+static float *slot(float *base, const ts_kvcache *c, int dim, int l, int b, int t) {
+    return base + (((size_t)l * c->B + b) * c->max_T + t) * dim;
+}
+
+void mla_prefill(ts_model *m, ts_kvcache *c, int b, int n) {
+    mla_dims d = dims_of(&m->cfg);
+    for (int l = 0; l < c->L; l++) {
+        const ts_mla_acts *a = &m->acts[l].mla;
+        if (c->mla_naive) {
+            memcpy(slot(c->k, c, c->kv_dim, l, b, 0), a->k, (size_t)n * c->kv_dim * sizeof(float));
+            memcpy(slot(c->v, c, c->v_dim, l, b, 0), a->v, (size_t)n * c->v_dim * sizeof(float));
+        } else {
+            for (int t = 0; t < n; t++) { // [normed c_kv; roped k_rope]
+                float *e = slot(c->latent, c, c->latent_dim, l, b, t);
+                memcpy(e, a->ckv + (size_t)t * d.dc, (size_t)d.dc * sizeof(float));
+                memcpy(e + d.dc, a->kva + (size_t)t * (d.dc + d.dr) + d.dc, (size_t)d.dr * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Softmax of one row of n scores, in place. */
+static void softmax_row(float *s, int n) {
+    float mx = s[0];
+    for (int t = 1; t < n; t++) mx = s[t] > mx ? s[t] : mx;
+    float sum = 0.0f;
+    for (int t = 0; t < n; t++) {
+        s[t] = expf(s[t] - mx);
+        sum += s[t];
+    }
+    float inv = 1.0f / sum;
+    for (int t = 0; t < n; t++) s[t] *= inv;
+}
+
+/* As in attention.c: rows/heads spread over OpenMP threads, each product then
+ * single-threaded, unless OpenBLAS runs its own (pthread) pool. */
+#if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
+#define TS_OMP_ROWS(...)
+#else
+#define TS_OMP_ROWS(...) TS_OMP(__VA_ARGS__)
+#endif
+
+//! [mla-absorbed]
+/* Absorbed attention for R rows over the latent cache. Per head h, with W_UK[h]
+ * (dn,dc) and W_UV[h] (dv,dc) the two blocks of kv_b_proj's rows for head h:
+ *   q_nope·k_nope = q_nope·(W_UK[h] c_kv) = (W_UK[h]ᵀ q_nope)·c_kv
+ * so the query moves into the latent space once, and every cached c_kv is used as it is:
+ *   score[h][t] = ([W_UK[h]ᵀ q_nope_h ; q_rope_h] · [c_kv_t ; k_rope_t]) · scale
+ *   ctx_h = Σ_t p[h][t] (W_UV[h] c_kv_t) = W_UV[h] (Σ_t p[h][t] c_kv_t) */
+static void absorbed_attention(const ts_model *m, const ts_kvcache *c, const dec_bufs *bf, int l, const int *seq,
+                               const int *pos, int R) {
+    mla_dims d = dims_of(&m->cfg);
+    const float *wkv = m->w.layers[l].mla.kv_b_proj; // (H·(dn+dv), dc)
+    int H = d.H, LAT = d.dc + d.dr;
+    float scale = mla_softmax_scale(m);
+    // absorb W_UK: qcat[r][h][0:dc] = W_UK[h]ᵀ q_nope[r][h]   (R,dn)·(dn,dc) per head
+    for (int h = 0; h < H; h++)
+        ts_sgemm(0, 0, R, d.dc, d.dn, 1.0f, bf->q + (size_t)h * d.dq, H * d.dq, wkv + (size_t)h * (d.dn + d.dv) * d.dc,
+                 d.dc, 0.0f, bf->qcat + (size_t)h * LAT, H * LAT);
+    for (int r = 0; r < R; r++) // qcat[r][h][dc:] = q_rope[r][h]
+        for (int h = 0; h < H; h++)
+            memcpy(bf->qcat + ((size_t)r * H + h) * LAT + d.dc, bf->q + ((size_t)r * H + h) * d.dq + d.dn,
+                   (size_t)d.dr * sizeof(float));
+    TS_OMP_ROWS(parallel for schedule(static) if (R > 1))
+    for (int r = 0; r < R; r++) {
+        int n = pos[r] + 1;
+        const float *cache = slot(c->latent, c, LAT, l, seq[r], 0); // (n, dc+dr), rows in order
+        float *S = bf->scores + (size_t)r * H * c->max_T;           // (H, n), rows max_T apart
+        // all H heads against one cached latent: S (H,n) = scale · qcat[r] (H,dc+dr) · cacheᵀ
+        ts_sgemm(0, 1, H, n, LAT, scale, bf->qcat + (size_t)r * H * LAT, LAT, cache, LAT, 0.0f, S, c->max_T);
+        for (int h = 0; h < H; h++) softmax_row(S + (size_t)h * c->max_T, n);
+        // olat (H,dc) = P (H,n) · c_kv (n,dc): the attention output, still in the latent space
+        ts_sgemm(0, 0, H, d.dc, n, 1.0f, S, c->max_T, cache, LAT, 0.0f, bf->olat + (size_t)r * H * d.dc, d.dc);
+    }
+    // apply W_UV after the attention: ctx[r][h] = W_UV[h] olat[r][h]   (R,dc)·(dc,dv) per head
+    for (int h = 0; h < H; h++)
+        ts_sgemm(0, 1, R, d.dv, d.dc, 1.0f, bf->olat + (size_t)h * d.dc, H * d.dc,
+                 wkv + ((size_t)h * (d.dn + d.dv) + d.dn) * d.dc, d.dc, 0.0f, bf->ctx + (size_t)h * d.dv, H * d.dv);
+}
+//! [mla-absorbed]
+
+/* Naive attention for R rows over the full per-head key/value cache (what the
+ * training forward computes, one query at a time). */
+static void naive_attention(const ts_model *m, const ts_kvcache *c, const dec_bufs *bf, int l, const int *seq,
+                            const int *pos, int R) {
+    mla_dims d = dims_of(&m->cfg);
+    int H = d.H;
+    float scale = mla_softmax_scale(m);
+    TS_OMP_ROWS(parallel for collapse(2) schedule(static) if (R * H > 1))
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < H; h++) {
+            int n = pos[r] + 1;
+            const float *K = slot(c->k, c, c->kv_dim, l, seq[r], 0) + (size_t)h * d.dq; // (n, dq), rows H·dq apart
+            const float *V = slot(c->v, c, c->v_dim, l, seq[r], 0) + (size_t)h * d.dv;  // (n, dv), rows H·dv apart
+            float *S = bf->scores + ((size_t)r * H + h) * c->max_T;
+            ts_sgemm(0, 1, 1, n, d.dq, scale, bf->q + ((size_t)r * H + h) * d.dq, d.dq, K, H * d.dq, 0.0f, S, n);
+            softmax_row(S, n);
+            ts_sgemm(0, 0, 1, d.dv, n, 1.0f, S, n, V, H * d.dv, 0.0f, bf->ctx + ((size_t)r * H + h) * d.dv, d.dv);
+        }
+}
+
+//! [mla-decode]
+void mla_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, const int *seq, const int *pos, int R) {
+    const ts_config *cfg = &m->cfg;
+    const ts_mla_weights *w = &m->w.layers[l].mla;
+    mla_dims d = dims_of(cfg);
+    int H = d.H, LAT = d.dc + d.dr;
+    dec_bufs bf;
+    dec_layout(&bf, c->mla_scratch, cfg, c->B, c->max_T);
+    // the new tokens' queries, as in the training forward (c_q only lives for this step)
+    if (d.rq > 0) {
+        matmul_forward(bf.cq, x, w->q_a_proj, NULL, R, d.C, d.rq);
+        rmsnorm_forward(bf.cq_n, bf.rstd, bf.cq, w->q_a_layernorm, R, d.rq, d.rq, d.rq, cfg->rms_norm_eps);
+        matmul_forward(bf.q, bf.cq_n, w->q_b_proj, NULL, R, d.rq, H * d.dq);
+    } else {
+        matmul_forward(bf.q, x, w->q_proj, NULL, R, d.C, H * d.dq);
+    }
+    rope_forward(bf.q + d.dn, pos, R, H, H * d.dq, d.dq, d.dr, m->rope_cos, m->rope_sin);
+    // this token's latent: [rmsnorm(c_kv); rope(k_rope)]
+    matmul_forward(bf.kva, x, w->kv_a_proj_with_mqa, NULL, R, d.C, LAT);
+    rmsnorm_forward(bf.lat, bf.rstd, bf.kva, w->kv_a_layernorm, R, d.dc, LAT, LAT, cfg->rms_norm_eps);
+    for (int r = 0; r < R; r++)
+        memcpy(bf.lat + (size_t)r * LAT + d.dc, bf.kva + (size_t)r * LAT + d.dc, (size_t)d.dr * sizeof(float));
+    rope_forward(bf.lat + d.dc, pos, R, 1, LAT, d.dr, d.dr, m->rope_cos, m->rope_sin);
+    if (!c->mla_naive) {
+        // absorbed: the cache gets the dc + dr floats of the latent, nothing else
+        for (int r = 0; r < R; r++)
+            memcpy(slot(c->latent, c, LAT, l, seq[r], pos[r]), bf.lat + (size_t)r * LAT, (size_t)LAT * sizeof(float));
+        absorbed_attention(m, c, &bf, l, seq, pos, R);
+    } else {
+        // naive: up-project to per-head keys and values and cache those, H·(dq + dv) floats
+        // kvb (R, H·(dn+dv)) = c_kv · W_UKVᵀ, c_kv = lat[:, :dc] (rows dc+dr apart)
+        ts_sgemm(0, 1, R, H * (d.dn + d.dv), d.dc, 1.0f, bf.lat, LAT, w->kv_b_proj, d.dc, 0.0f, bf.kvb,
+                 H * (d.dn + d.dv));
+        for (int r = 0; r < R; r++) {
+            const float *src = bf.kvb + (size_t)r * H * (d.dn + d.dv);
+            float *K = slot(c->k, c, c->kv_dim, l, seq[r], pos[r]), *V = slot(c->v, c, c->v_dim, l, seq[r], pos[r]);
+            for (int h = 0; h < H; h++) {
+                memcpy(K + (size_t)h * d.dq, src + (size_t)h * (d.dn + d.dv), (size_t)d.dn * sizeof(float));
+                memcpy(K + (size_t)h * d.dq + d.dn, bf.lat + (size_t)r * LAT + d.dc, (size_t)d.dr * sizeof(float));
+                memcpy(V + (size_t)h * d.dv, src + (size_t)h * (d.dn + d.dv) + d.dn, (size_t)d.dv * sizeof(float));
+            }
+        }
+        naive_attention(m, c, &bf, l, seq, pos, R);
+    }
+    matmul_forward(y, bf.ctx, w->o_proj, NULL, R, H * d.dv, d.C); // y (R,C) = ctx · W_Oᵀ
+}
+//! [mla-decode]

@@ -1,0 +1,119 @@
+/**
+ * @file mla.h
+ * @brief Multi-head Latent Attention (chapter 4; DeepSeek-V2 §2.1, DeepSeek-V3 §2.1.1):
+ *        the attention block of a "deepseek_v3" layer, from the normed input to
+ *        the o_proj output, for training (naive) and for decoding (absorbed).
+ *
+ * Shapes: N rows (tokens), C = hidden_size, H heads, dn = qk_nope_head_dim,
+ * dr = qk_rope_head_dim, dq = dn + dr (query/key head), dv = v_head_dim,
+ * dc = kv_lora_rank, rq = q_lora_rank (0: a plain q_proj).
+ *
+ *     queries    c_q = rmsnorm(h · W_DQᵀ)                   (N, rq)      q_a_proj, q_a_layernorm
+ *                q   = c_q · W_UQᵀ                          (N, H·dq)    q_b_proj (or q = h · q_projᵀ)
+ *                per head q = [q_nope (dn); q_rope (dr)], RoPE on q_rope only
+ *     keys/vals  [c_kv; k_rope] = h · W_DKVᵀ                (N, dc + dr) kv_a_proj_with_mqa
+ *                c_kv = rmsnorm(c_kv); RoPE on k_rope, one head shared by all H
+ *                [k_nope; v] per head = c_kv · W_UKVᵀ        (N, H·(dn+dv)) kv_b_proj
+ *     attention  score = (q_nope·k_nope + q_rope·k_rope) · scale,  out = softmax · v
+ *                y = ctx · W_Oᵀ                             (N, C)       o_proj
+ *
+ * scale = dq^(−1/2), times yarn_get_mscale(factor, mscale_all_dim)² under YaRN.
+ * RoPE rotates adjacent pairs (2i, 2i+1), as DeepSeek's reference code does.
+ *
+ * The absorbed decode never forms k_nope or v: it caches only [c_kv; k_rope]
+ * (dc + dr floats per token per layer), folds W_UK into the query and applies
+ * W_UV after the attention (see mla_decode()).
+ */
+#ifndef TS_MLA_H
+#define TS_MLA_H
+
+#include "core/arena.h"
+#include "model/config.h"
+
+struct ts_model;
+struct ts_kvcache;
+
+/** Views of one layer's MLA weights (Hugging Face DeepSeek-V3 names), or of their gradients. */
+typedef struct {
+    float *q_a_proj;           /**< W_DQ (rq, C); NULL when q_lora_rank is 0 */
+    float *q_a_layernorm;      /**< (rq); NULL when q_lora_rank is 0 */
+    float *q_b_proj;           /**< W_UQ (H·dq, rq); NULL when q_lora_rank is 0 */
+    float *q_proj;             /**< W_Q (H·dq, C) when q_lora_rank is 0, else NULL */
+    float *kv_a_proj_with_mqa; /**< W_DKV with the shared RoPE key (dc + dr, C) */
+    float *kv_a_layernorm;     /**< (dc) */
+    float *kv_b_proj;          /**< W_UKV (H·(dn+dv), dc): per head dn rows of W_UK, then dv rows of W_UV */
+    float *o_proj;             /**< W_O (C, H·dv) */
+} ts_mla_weights;
+
+/** What the training forward keeps for the backward (one layer). */
+typedef struct {
+    float *cq;       /**< (N, rq) q_a_proj output, before its norm (q_lora only) */
+    float *cq_n;     /**< (N, rq) normed c_q (q_lora only) */
+    float *cq_rstd;  /**< (N) (q_lora only) */
+    float *q;        /**< (N, H·dq) queries, q_rope part roped */
+    float *kva;      /**< (N, dc + dr) kv_a_proj_with_mqa output: raw c_kv, then the roped k_rope */
+    float *ckv;      /**< (N, dc) normed c_kv (what the absorbed cache stores, with k_rope) */
+    float *ckv_rstd; /**< (N) */
+    float *k;        /**< (N, H·dq) keys: per head [k_nope; k_rope] */
+    float *v;        /**< (N, H·dv) values */
+    float *att;      /**< (B, H, T, T) attention probabilities */
+    float *ctx;      /**< (N, H·dv) attention output before o_proj */
+} ts_mla_acts;
+
+/** Scratch shared by all layers (forward up-projection and backward gradients). */
+typedef struct {
+    float *kv;      /**< (N, H·(dn+dv)) kv_b_proj output, split into k and v */
+    float *d_q;     /**< (N, H·dq) */
+    float *d_k;     /**< (N, H·dq) */
+    float *d_v;     /**< (N, H·dv) */
+    float *d_ctx;   /**< (N, H·dv) */
+    float *d_kv;    /**< (N, H·(dn+dv)) */
+    float *d_kva;   /**< (N, dc + dr) */
+    float *d_ckv;   /**< (N, dc) */
+    float *d_cq_n;  /**< (N, rq) */
+    float *d_cq;    /**< (N, rq) */
+} ts_mla_scratch;
+
+/** @brief Register layer @p l's MLA tensors (Hugging Face DeepSeek-V3 names); returns 0 or -1. */
+int mla_register(struct ts_model *m, int l);
+
+/** @brief The softmax scale: (qk_nope + qk_rope)^(−1/2) × yarn_get_mscale(factor, mscale_all_dim)² under YaRN. */
+float mla_softmax_scale(const struct ts_model *m);
+
+/**
+ * @brief YaRN's RoPE amplitude as DeepSeek applies it: cos and sin are multiplied by
+ * yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim)
+ * (1 when the two are equal, as in the published configs). Scales the model's table.
+ */
+void mla_scale_rope_table(struct ts_model *m);
+
+/** @brief Carve layer activations (@p a non-NULL) or the shared scratch (@p s non-NULL) for B×T rows. */
+void mla_carve(const struct ts_model *m, ts_arena *arena, ts_mla_acts *a, ts_mla_scratch *s, int B, int T);
+
+/** @brief Layer l, training path: acts[l].ln1 (N,C) → acts[l].attn_y (N,C). */
+void mla_forward(struct ts_model *m, int l, int B, int T);
+
+/** @brief Backward of mla_forward(): dy = dL/d(attn_y) (N,C) → m->d_ln += dL/d(ln1), weight gradients +=. */
+void mla_backward(struct ts_model *m, int l, const float *dy, int B, int T);
+
+/**
+ * @brief Set up the MLA part of a KV cache: the latent (absorbed) or full keys and
+ * values (naive), and the decode scratch. Called by ts_kvcache_create_for().
+ */
+int mla_kvcache_init(struct ts_kvcache *c, const ts_config *cfg, int naive);
+
+/** @brief Free what mla_kvcache_init() allocated. */
+void mla_kvcache_free(struct ts_kvcache *c);
+
+/** @brief After a prefill forward of @p n tokens, copy each layer's cache entries for sequence @p b. */
+void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
+
+/**
+ * @brief Decode step of layer l for R rows (one new token each): x (R,C) is the
+ * normed input, rows belong to sequences seq[r] at positions pos[r]; appends
+ * their cache entries and writes y (R,C). Absorbed or naive, as the cache was made.
+ */
+void mla_decode(struct ts_model *m, struct ts_kvcache *c, int l, const float *x, float *y, const int *seq,
+                const int *pos, int R);
+
+#endif
