@@ -470,6 +470,24 @@ static void wrong_shape_names_the_tensor(void **state) {
     }
 }
 
+/* `tinyseek info` on the published configs reproduces DeepSeek-V2's Table 1
+ * with the real numbers, and reports the cache tinyseek really allocates. */
+static void info_reproduces_v2_table(void **state) {
+    (void)state;
+    const char *root = getenv("TS_SRC") ? getenv("TS_SRC") : ".";
+    char out[8192];
+    assert_int_equal(tu_run(out, sizeof out, "'%s' info '%s/configs/published/deepseek-v2.json'", tu_cli(), root), 0);
+    /* 2·n_h·d_h·l = 2·128·128·60 and (d_c + d_h^R)·l = (512 + 64)·60: 4.5 d_h·l, GQA with 2.25 groups */
+    assert_non_null(strstr(out, "= 1966080"));
+    assert_non_null(strstr(out, "(512 + 64) x 60 = 34560 = 4.50 d_h l"));
+    assert_non_null(strstr(out, "GQA with 2.25 groups"));
+    assert_non_null(strstr(out, "allocated by tinyseek: 138240 bytes per token (fp32, = the formula x 4)"));
+    assert_int_equal(tu_run(out, sizeof out, "'%s' info '%s/configs/published/deepseek-v3.json'", tu_cli(), root), 0);
+    assert_non_null(strstr(out, "(512 + 64) x 61 = 35136"));
+    assert_non_null(strstr(out, "= 1998848"));
+    assert_non_null(strstr(out, "allocated by tinyseek: 140544 bytes per token"));
+}
+
 /* ------------------------------------------------------------------ */
 /* YaRN                                                                */
 /* ------------------------------------------------------------------ */
@@ -549,6 +567,7 @@ int main(void) {
         cmocka_unit_test(mla_parameter_counts),
         cmocka_unit_test_setup_teardown(hf_checkpoint_loads, tu_setup_dir, tu_teardown_dir),
         cmocka_unit_test_setup_teardown(wrong_shape_names_the_tensor, tu_setup_dir, tu_teardown_dir),
+        cmocka_unit_test(info_reproduces_v2_table),
         cmocka_unit_test(yarn_frequencies),
     };
     return cmocka_run_group_tests_name("ch04_mla", tests, NULL, NULL);

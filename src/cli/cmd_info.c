@@ -76,10 +76,28 @@ int cmd_info(int argc, char **argv) {
     char tot[32];
     human((double)per_token * bytes_per * seq, tot, sizeof tot);
     printf("                  %sB for one sequence of %d tokens\n", tot, seq);
-    if (c.arch == TS_ARCH_DEEPSEEK_V3) {
-        long long mha = 2LL * c.num_attention_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim) * c.num_hidden_layers;
-        printf("                  an MHA model with the same heads would cache %lld elements per token (%.1fx more)\n",
-               mha, (double)mha / per_token);
+    /* What tinyseek really allocates (fp32), measured on a one-token cache made for this config. */
+    ts_kvcache kv;
+    if (ts_kvcache_create_for(&kv, &c, 1, 1, TS_KV_ABSORBED)) return cli_lib_error();
+    size_t allocated = ts_kvcache_bytes_per_token(&kv);
+    ts_kvcache_free(&kv);
+    printf("                  allocated by tinyseek: %zu bytes per token (fp32, %s)\n", allocated,
+           allocated == (size_t)per_token * sizeof(float) ? "= the formula x 4" : "DIFFERS from the formula x 4");
+    if (c.arch == TS_ARCH_DEEPSEEK_V3) { /* chapter 4: DeepSeek-V2 §2.1.4, Table 1, with this config's numbers */
+        long long nh = c.num_attention_heads, dh = c.qk_nope_head_dim, l = c.num_hidden_layers;
+        long long dc = c.kv_lora_rank, dr = c.qk_rope_head_dim, mha = 2 * nh * dh * l, mla = (dc + dr) * l;
+        printf("DeepSeek-V2 Table 1, KV cache per token (elements, all layers; d_h = qk_nope_head_dim):\n");
+        printf("  MHA  2 n_h d_h l     = 2 x %lld x %lld x %lld = %lld\n", nh, dh, l, mha);
+        printf("  GQA  2 n_g d_h l     = %lld per group of heads\n", 2 * dh * l);
+        printf("  MQA  2 d_h l         = 2 x %lld x %lld = %lld\n", dh, l, 2 * dh * l);
+        printf("  MLA  (d_c + d_h^R) l = (%lld + %lld) x %lld = %lld = %.2f d_h l: %.2f%% of MHA (%.1fx less), "
+               "as much as GQA with %.2f groups\n",
+               dc, dr, l, mla, (double)(dc + dr) / dh, 100.0 * mla / mha, (double)mha / mla, (double)(dc + dr) / (2 * dh));
+        ts_kvcache naive;
+        if (ts_kvcache_create_for(&naive, &c, 1, 1, TS_KV_NAIVE)) return cli_lib_error();
+        printf("  tinyseek allocates %zu bytes per token absorbed (the latent), %zu naive (full per-head keys and values)\n",
+               allocated, ts_kvcache_bytes_per_token(&naive));
+        ts_kvcache_free(&naive);
     }
     return 0;
 }
