@@ -23,6 +23,7 @@ static const command commands[] = {
     {"info", cmd_info, "parameter counts and KV-cache size of a config (chapters 2-5)"},
     {"convert-gqa", cmd_convert_gqa, "mean-pool a checkpoint's key/value heads into fewer (chapter 3)"},
     {"bench-decode", cmd_bench_decode, "KV-cache decode tokens/s as the context grows, as CSV (chapter 3)"},
+    {"eval", cmd_eval, "held-out loss at a context length, with or without YaRN (chapter 4)"},
     {"dump-grads", cmd_dump, "logits, loss, gradients and AdamW steps of a random model, for the PyTorch twin"},
     {"bench", cmd_bench, "training, prefill and generation tokens/s, GFLOP/s, peak memory"},
 };
