@@ -6,7 +6,7 @@
 # summary.txt) and draws figures/ch05-*.png. CH05_STEPS=N for longer runs.
 CHAPTERS += ch5
 CH05 := runs/ch05
-CH05_STEPS ?= 300
+CH05_STEPS ?= 250
 
 .PHONY: ch5
 ch5: $(CLI_BIN)
