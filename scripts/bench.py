@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TWIN = os.path.join(ROOT, "tests", "reference", "twin.py")
 METRICS = ["train_tok_s", "prefill_tok_s", "gen_tok_s", "peak_rss_mb", "step_gflops", "sgemm_gflops",
-           "sgemm1_gflops", "step_ms", "step_gflop"]
+           "sgemm1_gflops", "step_ms", "step_cpu_ms", "step_gflop"]
 
 
 def parse_result(out, what):
@@ -59,6 +59,9 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--coretype", default=None, help="OPENBLAS_CORETYPE for both sides (default: inherited)")
+    ap.add_argument("--wait-policy", default="passive",
+                    help="OMP_WAIT_POLICY for both sides ('' = inherited). On a busy machine libgomp's default "
+                         "spinning makes 2 threads slower than 1, for tinyseek and PyTorch alike")
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("configs", nargs="+", help="LABEL=config.json")
     a = ap.parse_args()
@@ -67,9 +70,12 @@ def main():
     base = dict(os.environ)
     if a.coretype is not None:
         base["OPENBLAS_CORETYPE"] = a.coretype
+    if a.wait_policy:
+        base["OMP_WAIT_POLICY"] = a.wait_policy
     load = os.getloadavg()[0]
     print(f"bench: {len(a.configs)} configs x threads {threads} x {a.runs} runs; load average {load:.2f} on "
-          f"{os.cpu_count()} CPUs; OPENBLAS_CORETYPE={base.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)
+          f"{os.cpu_count()} CPUs; OPENBLAS_CORETYPE={base.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"OMP_WAIT_POLICY={base.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
     rows = []
     for spec in a.configs:
         label, cfg = spec.split("=", 1)
@@ -94,7 +100,7 @@ def main():
                           f"  gen {float(res['gen_tok_s']):8.0f}  prefill {float(res['prefill_tok_s']):8.0f}"
                           f"  tok/s  RSS {float(res['peak_rss_mb']):6.1f} MB", flush=True)
 
-    keys = ["config", "impl", "threads", "run", "blas_core"] + METRICS
+    keys = ["config", "impl", "threads", "run", "matmul", "blas_core"] + METRICS
     with open(os.path.join(a.out, "bench_runs.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys)
@@ -107,12 +113,17 @@ def main():
         for t in threads:
             ts = [r for r in rows if r["config"] == label and r["impl"] == "tinyseek" and r["threads"] == t]
             pt = [r for r in rows if r["config"] == label and r["impl"] == "pytorch" and r["threads"] == t]
-            s = dict(config=label, threads=t, runs=len(ts), blas_ts=ts[0]["blas_core"], blas_pt=pt[0]["blas_core"])
+            s = dict(config=label, threads=t, runs=len(ts), blas_ts=ts[0]["blas_core"], blas_pt=pt[0]["blas_core"],
+                     matmul_ts=ts[0].get("matmul", "?"))
             for k in ("train_tok_s", "gen_tok_s", "prefill_tok_s", "peak_rss_mb"):
                 s["ts_" + k], s["pt_" + k] = med(ts, k), med(pt, k)
             for k in ("step_gflops", "sgemm_gflops", "sgemm1_gflops", "step_gflop"):
                 s[k] = med(ts, k)
             s["train_x"] = s["ts_train_tok_s"] / s["pt_train_tok_s"]
+            # tokens per second of CPU time (all threads): what the wall clock would say on an idle machine
+            s["ts_train_cpu_tok_s"] = float(ts[0]["batch"]) * float(ts[0]["seq"]) / (med(ts, "step_cpu_ms") * 1e-3)
+            s["pt_train_cpu_tok_s"] = float(pt[0]["batch"]) * float(pt[0]["seq"]) / (med(pt, "step_cpu_ms") * 1e-3)
+            s["train_cpu_x"] = s["ts_train_cpu_tok_s"] / s["pt_train_cpu_tok_s"]
             s["gen_x"] = s["ts_gen_tok_s"] / s["pt_gen_tok_s"]
             s["prefill_x"] = s["ts_prefill_tok_s"] / s["pt_prefill_tok_s"]
             s["rss_frac"] = s["ts_peak_rss_mb"] / s["pt_peak_rss_mb"]
@@ -125,18 +136,19 @@ def main():
     cols = ["config", "threads", "runs", "ts_train_tok_s", "pt_train_tok_s", "train_x", "ts_gen_tok_s", "pt_gen_tok_s",
             "gen_x", "ts_prefill_tok_s", "pt_prefill_tok_s", "prefill_x", "ts_peak_rss_mb", "pt_peak_rss_mb",
             "rss_frac", "step_gflop", "step_gflops", "sgemm1_gflops", "sgemm_gflops", "step_of_sgemm1", "ts_scaling",
-            "pt_scaling", "blas_ts", "blas_pt"]
+            "pt_scaling", "ts_train_cpu_tok_s", "pt_train_cpu_tok_s", "train_cpu_x", "matmul_ts", "blas_ts", "blas_pt"]
     with open(os.path.join(a.out, "bench.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for s in summary:
             w.writerow([f"{s[c]:.4g}" if isinstance(s[c], float) else s[c] for c in cols])
 
-    print(f"\nmedians of {a.runs} runs (tinyseek / PyTorch twin; BLAS kernels: tinyseek "
-          f"{summary[0]['blas_ts']}, PyTorch {summary[0]['blas_pt']}):")
+    print(f"\nmedians of {a.runs} runs (tinyseek / PyTorch twin; tinyseek's matmul: {summary[0]['matmul_ts']}, "
+          f"OpenBLAS kernels: tinyseek {summary[0]['blas_ts']}, PyTorch {summary[0]['blas_pt']}; "
+          f"OMP_WAIT_POLICY={base.get('OMP_WAIT_POLICY', '(unset)')}):")
     hdr = (f"{'config':<10}{'thr':>4} | {'train tok/s':>17} {'x':>5} | {'generate tok/s':>17} {'x':>5} | "
            f"{'prefill tok/s':>17} {'x':>5} | {'peak RSS MB':>13} {'frac':>5} | {'step GF/s':>9} {'sgemm1':>7}"
-           f" {'%':>4} {'2t/1t':>6}")
+           f" {'%':>4} {'2t/1t':>6} | {'train tok/CPU-s':>17} {'x':>5}")
     print(hdr)
     print("-" * len(hdr))
     for s in summary:
@@ -145,7 +157,8 @@ def main():
               f"{s['ts_prefill_tok_s']:8.0f} {s['pt_prefill_tok_s']:8.0f} {s['prefill_x']:5.1f} | "
               f"{s['ts_peak_rss_mb']:6.0f} {s['pt_peak_rss_mb']:6.0f} {s['rss_frac']:5.2f} | "
               f"{s['step_gflops']:9.1f} {s['sgemm1_gflops']:7.1f} {100 * s['step_of_sgemm1']:4.0f}"
-              f" {s['ts_scaling']:6.2f}")
+              f" {s['ts_scaling']:6.2f} | {s['ts_train_cpu_tok_s']:8.0f} {s['pt_train_cpu_tok_s']:8.0f}"
+              f" {s['train_cpu_x']:5.2f}")
     print("\ntargets (ratios, medians):")
 
     def target(name, ok):

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "core/ops.h"
@@ -86,6 +87,14 @@ static double sgemm_gflops(int n, int threads) {
     return best;
 }
 
+/* CPU time of the whole process (all threads), seconds: on a busy machine the
+ * wall clock also counts the time slices other programs took. */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static int argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
@@ -135,10 +144,10 @@ int cmd_bench(int argc, char **argv) {
     float *ftok = malloc((size_t)N * sizeof(float)), *ftgt = malloc((size_t)N * sizeof(float));
     float *fprompt = malloc((size_t)prompt * sizeof(float)), *logits = malloc((size_t)V * sizeof(float));
     int nt = steps > reps ? steps : reps;
-    double *times = malloc((size_t)nt * sizeof(double));
+    double *times = malloc((size_t)nt * sizeof(double)), *cpu = malloc((size_t)nt * sizeof(double));
     ts_kvcache kv;
     memset(&kv, 0, sizeof kv);
-    if (!tokens || !targets || !seq || !ftok || !ftgt || !fprompt || !logits || !times) {
+    if (!tokens || !targets || !seq || !ftok || !ftgt || !fprompt || !logits || !times || !cpu) {
         rc = cli_error("bench: out of memory");
         goto done;
     }
@@ -161,7 +170,7 @@ int cmd_bench(int argc, char **argv) {
     }
     printf("bench: %s, %d threads, matmul %s\n", config, nth, ts_matmul_backend());
 
-    double train_tps = 0, step_ms = 0, step_gflops = 0, flops = train_step_flops(&cfg, B, T);
+    double train_tps = 0, step_ms = 0, step_cpu_ms = 0, step_gflops = 0, flops = train_step_flops(&cfg, B, T);
     if (!no_train) {
         if (ts_model_reserve(&m, B, T)) {
             rc = cli_lib_error();
@@ -169,13 +178,16 @@ int cmd_bench(int argc, char **argv) {
         }
         ts_adamw adamw = ts_adamw_defaults();
         for (int s = 0; s < warmup + steps; s++) {
-            double t0 = ts_now();
+            double t0 = ts_now(), c0 = cpu_now();
             ts_model_zero_grad(&m);
             float loss = ts_model_forward(&m, tokens, targets, B, T);
             ts_model_backward(&m);
             grad_clip(m.params.grad, m.params.numel, 1.0f);
             adamw_step(&m.params, &adamw, 1e-4f, s + 1);
-            if (s >= warmup) times[s - warmup] = ts_now() - t0;
+            if (s >= warmup) {
+                times[s - warmup] = ts_now() - t0;
+                cpu[s - warmup] = cpu_now() - c0;
+            }
             if (loss != loss) {
                 rc = cli_error("bench: the loss is not a number");
                 goto done;
@@ -185,8 +197,9 @@ int cmd_bench(int argc, char **argv) {
         train_tps = N / t;
         step_ms = 1e3 * t;
         step_gflops = flops / t * 1e-9;
-        printf("bench: training   %8.0f tokens/s  (batch %dx%d, median of %d steps %.1f ms, %.2f GFLOP/step, %.1f GFLOP/s)\n",
-               train_tps, B, T, steps, step_ms, flops * 1e-9, step_gflops);
+        step_cpu_ms = 1e3 * median(cpu, steps);
+        printf("bench: training   %8.0f tokens/s  (batch %dx%d, median of %d steps %.1f ms, %.1f ms CPU, %.2f GFLOP/step, "
+               "%.1f GFLOP/s)\n", train_tps, B, T, steps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops);
     }
 
     double prefill_tps = 0, gen_tps = 0;
@@ -236,15 +249,11 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
     printf("bench: peak RSS %.1f MB\n", rss_mb);
-    const char *backend = ts_matmul_backend();
-    char core[64] = "none";
-    const char *open = strchr(backend, '(');
-    if (open) snprintf(core, sizeof core, "%.*s", (int)strcspn(open + 1, ")"), open + 1);
-    printf("RESULT impl=tinyseek config=%s threads=%d batch=%d seq=%d train_tok_s=%.1f step_ms=%.3f "
+    printf("RESULT impl=tinyseek config=%s threads=%d batch=%d seq=%d train_tok_s=%.1f step_ms=%.3f step_cpu_ms=%.3f "
            "step_gflop=%.4f step_gflops=%.2f prefill_tok_s=%.1f gen_tok_s=%.1f sgemm_gflops=%.2f sgemm1_gflops=%.2f "
-           "peak_rss_mb=%.1f blas_core=%s\n",
-           label ? label : config, nth, B, T, train_tps, step_ms, flops * 1e-9, step_gflops, prefill_tps, gen_tps, sg,
-           sg1, rss_mb, core);
+           "peak_rss_mb=%.1f matmul=%s blas_core=%s\n",
+           label ? label : config, nth, B, T, train_tps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops, prefill_tps,
+           gen_tps, sg, sg1, rss_mb, ts_sgemm_uses_c_loops() ? "c" : "openblas", ts_blas_core());
 done:
     ts_kvcache_free(&kv);
     free(tokens);
@@ -255,6 +264,7 @@ done:
     free(fprompt);
     free(logits);
     free(times);
+    free(cpu);
     ts_model_free(&m);
     return rc;
 }

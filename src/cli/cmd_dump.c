@@ -17,6 +17,13 @@
  *       final.<param>                  the weights after the S steps
  *     and the optimizer settings as string metadata.
  *
+ * The AdamW steps use ε = 1e-3 by default, not the training default 1e-8.
+ * Adam's step m̂/(√v̂+ε) divides by the gradient's own size, so an element
+ * whose gradient is near 0 moves by up to lr·δg/ε for a rounding difference δg
+ * of its gradient: with ε = 1e-8 and δg ~ 1e-7 (float32 against the twin's
+ * float64) that is a visible fraction of lr, with ε = 1e-3 it is ~1e-6 of it.
+ * The step still divides by √v̂ for every gradient much larger than ε.
+ *
  * TS_CROSSCHECK_PERTURB=<param name> adds 1% of that gradient's largest
  * magnitude to its first element after every backward: a deliberately broken
  * gradient, which `make crosscheck-selftest` expects the twin to catch.
@@ -105,6 +112,7 @@ int cmd_dump(int argc, char **argv) {
     uint64_t seed = 1;
     float lr = 1e-2f, clip = 1.0f, norm_noise = 0.2f, ignore_frac = 0.1f;
     ts_adamw adamw = ts_adamw_defaults();
+    adamw.eps = 1e-3f;
     cli_opt opts[] = {
         {"config", OPT_STR, &config, "model config.json", 1, 0},
         {"out", OPT_STR, &out, "folder to write config.json, model.safetensors and dump.safetensors into", 1, 0},
@@ -115,6 +123,7 @@ int cmd_dump(int argc, char **argv) {
         {"lr", OPT_FLOAT, &lr, "constant learning rate of the AdamW steps", 0, 10},
         {"clip", OPT_FLOAT, &clip, "global gradient-norm clip (0 = off)", 0, 1e9},
         {"wd", OPT_FLOAT, &adamw.weight_decay, "AdamW weight decay", 0, 10},
+        {"eps", OPT_FLOAT, &adamw.eps, "AdamW epsilon (see the file comment)", 0, 1},
         {"norm-noise", OPT_FLOAT, &norm_noise, "norm weights are 1 + this * N(0,1) (0: all ones)", 0, 10},
         {"ignore", OPT_FLOAT, &ignore_frac, "fraction of targets set to -1 (ignored)", 0, 1},
         {"threads", OPT_INT, &threads, "threads (0 = default)", 0, 1024},

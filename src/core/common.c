@@ -52,6 +52,16 @@ int ts_num_threads(void) {
 #endif
 }
 
+void ts_thread_share(int n, int *lo, int *hi) {
+    int t = 0, nth = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    nth = omp_get_num_threads();
+#endif
+    *lo = (int)((long)n * t / nth);
+    *hi = (int)((long)n * (t + 1) / nth);
+}
+
 void ts_set_num_threads(int n) {
     if (n <= 0) return;
 #ifdef _OPENMP
@@ -72,6 +82,14 @@ const char *ts_matmul_backend(void) {
     return name;
 #else
     return "c loops";
+#endif
+}
+
+const char *ts_blas_core(void) {
+#ifdef TS_USE_BLAS
+    return openblas_get_corename();
+#else
+    return "none";
 #endif
 }
 

@@ -62,8 +62,18 @@ int ts_num_threads(void);
  */
 void ts_set_num_threads(int n);
 
+/**
+ * @brief This thread's contiguous share [lo, hi) of n items inside a parallel
+ * region (thread t of T gets n·t/T .. n·(t+1)/T), or all of [0, n) outside one.
+ * Fixed shares: which thread computes what never depends on timing.
+ */
+void ts_thread_share(int n, int *lo, int *hi);
+
 /** @brief Name of the matmul backend compiled in: "openblas (<core>)" or "c loops". */
 const char *ts_matmul_backend(void);
+
+/** @brief The OpenBLAS kernel set in use (openblas_get_corename()), or "none" without BLAS. */
+const char *ts_blas_core(void);
 
 /** @brief Monotonic wall clock in seconds, for progress displays and benchmarks. */
 double ts_now(void);

@@ -92,20 +92,28 @@ enum { SMALL_M = 4 };
 /* bpack = op(B)[0:kc, 0:nc] as NR-wide column panels, each (kc, NR) and
  * zero-padded past nc. op(B)[p][j] is B[p*rs + j*cs]: (rs, cs) = (ldb, 1) for B
  * itself, (1, ldb) for its transpose. Both loops read B with unit stride. */
-static void pack_b(float *bpack, const float *B, size_t rs, size_t cs, int kc, int nc) {
+TS_VECTOR
+static void pack_b(float *restrict bpack, const float *restrict B, size_t rs, size_t cs, int kc, int nc) {
     for (int j0 = 0; j0 < nc; j0 += NR) {
         int cols = nc - j0 < NR ? nc - j0 : NR;
         float *dst = bpack + (size_t)j0 * kc;
-        if (cs == 1) { /* rows of op(B) are contiguous */
+        if (cs == 1) { /* rows of op(B) are contiguous: copy NR floats per k */
             for (int p = 0; p < kc; p++) {
                 const float *src = B + p * rs + j0;
-                for (int j = 0; j < cols; j++) dst[p * NR + j] = src[j];
-                for (int j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
+                if (cols == NR) {
+                    memcpy(dst + p * NR, src, NR * sizeof(float));
+                } else {
+                    for (int j = 0; j < cols; j++) dst[p * NR + j] = src[j];
+                    for (int j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
+                }
             }
         } else { /* columns of op(B) are contiguous: transpose while copying */
             for (int j = 0; j < NR; j++) {
                 const float *src = B + (size_t)(j0 + j) * cs;
-                for (int p = 0; p < kc; p++) dst[p * NR + j] = j < cols ? src[p] : 0.0f;
+                if (j < cols)
+                    for (int p = 0; p < kc; p++) dst[p * NR + j] = src[p];
+                else
+                    for (int p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
             }
         }
     }

@@ -38,16 +38,32 @@
  * With GCC on x86-64 the function is compiled three times, for AVX-512, for AVX2+FMA
  * and for the baseline, and the loader picks the best one the CPU supports (the
  * default build targets baseline x86-64, which has 4-wide SSE only). It also lets
- * a*b+c fuse into one FMA, which ISO C mode (-std=c11) otherwise forbids; the
- * chosen version is fixed per machine, so results stay deterministic. Elsewhere
- * it expands to nothing.
+ * a*b+c fuse into one FMA, which ISO C mode (-std=c11) otherwise forbids, and
+ * vectorises loops whose length is only known at run time (-O2's cost model
+ * leaves those scalar); the chosen version is fixed per machine, so results
+ * stay deterministic. Elsewhere it expands to nothing.
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define TS_KERNEL                                                                  \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
-                   optimize("fp-contract=fast")))
+                   optimize("fp-contract=fast", "vect-cost-model=dynamic")))
 #else
 #define TS_KERNEL
+#endif
+
+/**
+ * @brief Marks an element-wise or row-wise loop kernel: compiled for AVX-512,
+ * AVX2 and the baseline like TS_KERNEL, with run-time-length loops vectorised,
+ * but without FMA contraction, so each element gets exactly the bits of the
+ * plain C expression (only the order of a few sums, written out lane by lane,
+ * differs from a one-by-one loop).
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TS_VECTOR                                                                  \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), \
+                   optimize("vect-cost-model=dynamic")))
+#else
+#define TS_VECTOR
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -172,6 +188,16 @@ void rope_backward(float *dx, const int *pos, int N, int H, int row_stride, int 
 /* ------------------------------------------------------------------ */
 /* Softmax                                                             */
 /* ------------------------------------------------------------------ */
+
+/**
+ * @brief One row: y = softmax(x) over n values (n >= 1), max-subtracted; y may be x.
+ * Uses a vectorisable float exponential within 1 ulp of expf() (ops.c), and
+ * sums in a fixed lane order, so the result is deterministic.
+ */
+void ts_softmax_row(float *y, const float *x, int n);
+
+/** @brief log Σ_i e^(x_i) over n values (n >= 1), as max + log Σ e^(x − max). */
+float ts_logsumexp(const float *x, int n);
 
 /** @brief Row-wise softmax, max-subtracted. out (N,V), inp (N,V). */
 void softmax_forward(float *out, const float *inp, int N, int V);

@@ -81,15 +81,15 @@ def main(argv):
     print(f"twin bench: {a.dir}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"BLAS openblas ({blas_core()})")
 
-    train_tps = 0.0
+    train_tps = step_cpu_ms = 0.0
     if not a.no_train:
         params = [p for p in model.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, foreach=True)
-        times = []
+        times, cpu = [], []
         for s in range(a.warmup + a.steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=True)
             _, loss = model(tokens, targets)
             loss.backward()
@@ -97,10 +97,12 @@ def main(argv):
             opt.step()
             if s >= a.warmup:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         t = statistics.median(times)
+        step_cpu_ms = 1e3 * statistics.median(cpu)
         train_tps = B * T / t
         print(f"twin bench: training   {train_tps:8.0f} tokens/s  (batch {B}x{T}, median of {a.steps} steps "
-              f"{1e3 * t:.1f} ms)")
+              f"{1e3 * t:.1f} ms, {step_cpu_ms:.1f} ms CPU)")
 
     prefill_tps = gen_tps = 0.0
     if not a.no_gen:
@@ -130,6 +132,6 @@ def main(argv):
     rss = peak_rss_mb()
     print(f"twin bench: peak RSS {rss:.1f} MB")
     print(f"RESULT impl=pytorch config={a.label or a.dir} threads={torch.get_num_threads()} batch={B} seq={T} "
-          f"train_tok_s={train_tps:.1f} prefill_tok_s={prefill_tps:.1f} gen_tok_s={gen_tps:.1f} "
-          f"peak_rss_mb={rss:.1f} blas_core={blas_core()}")
+          f"train_tok_s={train_tps:.1f} step_cpu_ms={step_cpu_ms:.3f} prefill_tok_s={prefill_tps:.1f} gen_tok_s={gen_tps:.1f} "
+          f"peak_rss_mb={rss:.1f} matmul=openblas blas_core={blas_core()}")
     return 0
