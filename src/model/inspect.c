@@ -52,7 +52,7 @@ int ts_model_view_attention(const ts_model *m, int layer, ts_view *out) {
     }
     memset(out, 0, sizeof *out);
     out->name = "attention probabilities";
-    out->data = m->acts[layer].attn.att;
+    out->data = m->attn == TS_ATTN_MLA ? m->acts[layer].mla.att : m->acts[layer].attn.att;
     out->ndim = 4;
     out->shape[0] = m->cur_B;
     out->shape[1] = m->cfg.num_attention_heads;
@@ -73,4 +73,23 @@ int ts_model_view_logits(const ts_model *m, ts_view *out) {
     out->shape[0] = m->cur_B * m->cur_T;
     out->shape[1] = m->cfg.vocab_size;
     return 0;
+}
+
+long long ts_model_kv_bytes_per_token(const ts_model *m, int naive) {
+    ts_kvcache c;
+    if (ts_kvcache_create_for(&c, &m->cfg, 1, 1, naive ? TS_KV_NAIVE : TS_KV_ABSORBED)) return -1;
+    long long bytes = (long long)ts_kvcache_bytes_per_token(&c);
+    ts_kvcache_free(&c);
+    return bytes;
+}
+
+int ts_model_cached_logits(ts_model *m, const int *tokens, int n, int naive, float *out) {
+    int V = m->cfg.vocab_size;
+    ts_kvcache c;
+    if (ts_kvcache_create_for(&c, &m->cfg, 1, n, naive ? TS_KV_NAIVE : TS_KV_ABSORBED)) return -1;
+    int rc = ts_model_prefill(m, &c, 0, tokens, 1, out) ? -1 : 0;
+    for (int t = 1; t < n && rc == 0; t++)
+        if (ts_model_decode(m, &c, tokens + t, NULL, out + (size_t)t * V)) rc = -1;
+    ts_kvcache_free(&c);
+    return rc;
 }
