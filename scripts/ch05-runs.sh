@@ -53,20 +53,25 @@ wait $a; wait $b
   done
 } >"$out/params.csv"
 
-# (b) balancing: load statistics over the second half of each run (a load is
-# tokens / mean tokens per expert; E/K = 16/3 = 5.33 is every token of a layer
-# on the same 3 experts), dead experts (no token) at the last step
+# (b) balancing: load statistics (a load is tokens / mean tokens per expert;
+# E/K = 16/3 = 5.33 means some layer sent every token to the same 3 experts):
+# the mean of the per-step maximum over the second half, the number of steps
+# at full collapse, and at the last step the maximum, the minimum and the
+# number of starved experts (load below 0.1)
+E=$(sed -n 's/.*"n_routed_experts": *\([0-9]*\).*/\1/p' configs/ch05-moe.json)
+K=$(sed -n 's/.*"num_experts_per_tok": *\([0-9]*\).*/\1/p' configs/ch05-moe.json)
 {
-  echo "run,final_val_loss,mean_max_load_2nd_half,final_max_load,final_min_load,dead_experts_final"
+  echo "run,final_val_loss,mean_max_load_2nd_half,steps_fully_collapsed,final_max_load,final_min_load,starved_experts_final"
   for name in moe-none moe-aux moe-free; do
     val=$(sed -n 's/.*held-out loss \([0-9.]*\).*/\1/p' "$out/$name.log")
-    awk -F, -v name="$name" -v val="$val" -v half=$((steps / 2)) '
+    awk -F, -v name="$name" -v val="$val" -v half=$((steps / 2)) -v full="$E/$K" '
+      BEGIN { split(full, ek, "/"); collapse = 0.999 * ek[1] / ek[2] }
       NR == 1 { next }
-      { if ($1 > half) { s += $2; n++ } last = $0 }
+      { if ($1 > half) { s += $2; n++ } if ($2 >= collapse) c++; last = $0 }
       END {
-        k = split(last, f, ","); dead = 0
-        for (i = 4; i <= k; i++) if (f[i] == 0) dead++
-        printf "%s,%s,%.3f,%.3f,%.3f,%d\n", name, val, s / n, f[2], f[3], dead
+        k = split(last, f, ","); starved = 0
+        for (i = 4; i <= k; i++) if (f[i] < 0.1) starved++
+        printf "%s,%s,%.3f,%d,%.3f,%.3f,%d\n", name, val, s / n, c, f[2], f[3], starved
       }' "$out/$name/expert_load.csv"
   done
 } >"$out/balance.csv"

@@ -178,6 +178,7 @@ static ts_status expert_log_open(expert_log *x, const ts_model *m, const ts_trai
     return st;
 }
 
+//! [moe-after-step]
 /* After the optimizer step: log the batch's expert loads, then move the biases (b_i −= γ·sign(load_i − mean)). */
 static ts_status expert_log_step(expert_log *x, ts_model *m, const ts_train_opts *o, long step) {
     ts_status st = TS_OK;
@@ -200,6 +201,7 @@ static ts_status expert_log_step(expert_log *x, ts_model *m, const ts_train_opts
     if (o->bias_update_speed > 0) ts_model_update_router_bias(m, o->bias_update_speed);
     return st;
 }
+//! [moe-after-step]
 
 static void expert_log_close(expert_log *x) {
     if (x->open) ts_metrics_close(&x->csv);
