@@ -336,41 +336,41 @@ static void softmax_row(float *s, int n) {
 #endif
 
 //! [mla-absorbed]
-/* Absorbed attention for R rows over the latent cache. Per head h, with W_UK[h]
- * (dn,dc) and W_UV[h] (dv,dc) the two blocks of kv_b_proj's rows for head h:
- *   q_nope·k_nope = q_nope·(W_UK[h] c_kv) = (W_UK[h]ᵀ q_nope)·c_kv
- * so the query moves into the latent space once, and every cached c_kv is used as it is:
- *   score[h][t] = ([W_UK[h]ᵀ q_nope_h ; q_rope_h] · [c_kv_t ; k_rope_t]) · scale
- *   ctx_h = Σ_t p[h][t] (W_UV[h] c_kv_t) = W_UV[h] (Σ_t p[h][t] c_kv_t) */
-static void absorbed_attention(const ts_model *m, const ts_kvcache *c, const dec_bufs *bf, int l, const int *seq,
-                               const int *pos, int R) {
-    mla_dims d = dims_of(&m->cfg);
-    const float *wkv = m->w.layers[l].mla.kv_b_proj; // (H·(dn+dv), dc)
-    int H = d.H, LAT = d.dc + d.dr;
+void mla_absorbed_attention(const ts_model *m, const ts_kvcache *c, int l, const float *q, float *ctx, float *qcat,
+                            float *scores, float *olat, const int *seq, const int *pos, int R) {
+    const ts_config *cfg = &m->cfg;
+    int H = cfg->num_attention_heads, dn = cfg->qk_nope_head_dim, dr = cfg->qk_rope_head_dim;
+    int dq = dn + dr, dv = cfg->v_head_dim, dc = cfg->kv_lora_rank, LAT = dc + dr;
+    const float *wkv = m->w.layers[l].mla.kv_b_proj; // (H·(dn+dv), dc): per head W_UK (dn,dc), then W_UV (dv,dc)
     float scale = mla_softmax_scale(m);
-    // absorb W_UK: qcat[r][h][0:dc] = W_UK[h]ᵀ q_nope[r][h]   (R,dn)·(dn,dc) per head
+    // absorb W_UK into the query: qcat[r][h][0:dc] = W_UK[h]ᵀ q_nope[r][h]   (R,dn)·(dn,dc) per head
     for (int h = 0; h < H; h++)
-        ts_sgemm(0, 0, R, d.dc, d.dn, 1.0f, bf->q + (size_t)h * d.dq, H * d.dq, wkv + (size_t)h * (d.dn + d.dv) * d.dc,
-                 d.dc, 0.0f, bf->qcat + (size_t)h * LAT, H * LAT);
+        ts_sgemm(0, 0, R, dc, dn, 1.0f, q + (size_t)h * dq, H * dq, wkv + (size_t)h * (dn + dv) * dc, dc, 0.0f,
+                 qcat + (size_t)h * LAT, H * LAT);
     for (int r = 0; r < R; r++) // qcat[r][h][dc:] = q_rope[r][h]
         for (int h = 0; h < H; h++)
-            memcpy(bf->qcat + ((size_t)r * H + h) * LAT + d.dc, bf->q + ((size_t)r * H + h) * d.dq + d.dn,
-                   (size_t)d.dr * sizeof(float));
-    TS_OMP_ROWS(parallel for schedule(static) if (R > 1))
+            memcpy(qcat + ((size_t)r * H + h) * LAT + dc, q + ((size_t)r * H + h) * dq + dn, (size_t)dr * sizeof(float));
+    TS_OMP(parallel for schedule(static) if (R > 1))
     for (int r = 0; r < R; r++) {
         int n = pos[r] + 1;
-        const float *cache = slot(c->latent, c, LAT, l, seq[r], 0); // (n, dc+dr), rows in order
-        float *S = bf->scores + (size_t)r * H * c->max_T;           // (H, n), rows max_T apart
-        // all H heads against one cached latent: S (H,n) = scale · qcat[r] (H,dc+dr) · cacheᵀ
-        ts_sgemm(0, 1, H, n, LAT, scale, bf->qcat + (size_t)r * H * LAT, LAT, cache, LAT, 0.0f, S, c->max_T);
-        for (int h = 0; h < H; h++) softmax_row(S + (size_t)h * c->max_T, n);
+        // this sequence's cache in layer l: n rows [c_kv; k_rope] of dc + dr floats
+        const float *cache = c->latent + ((size_t)l * c->B + seq[r]) * c->max_T * LAT;
+        float *S = scores + (size_t)r * H * c->max_T; // (H, n), rows max_T apart
+        // every head against the same latents: S (H,n) = scale · qcat[r] (H,dc+dr) · cacheᵀ
+        ts_sgemm(0, 1, H, n, LAT, scale, qcat + (size_t)r * H * LAT, LAT, cache, LAT, 0.0f, S, c->max_T);
+        for (int h = 0; h < H; h++) { // softmax over the n positions
+            float *s = S + (size_t)h * c->max_T, mx = s[0], sum = 0.0f;
+            for (int t = 1; t < n; t++) mx = s[t] > mx ? s[t] : mx;
+            for (int t = 0; t < n; t++) sum += s[t] = expf(s[t] - mx);
+            for (int t = 0; t < n; t++) s[t] /= sum;
+        }
         // olat (H,dc) = P (H,n) · c_kv (n,dc): the attention output, still in the latent space
-        ts_sgemm(0, 0, H, d.dc, n, 1.0f, S, c->max_T, cache, LAT, 0.0f, bf->olat + (size_t)r * H * d.dc, d.dc);
+        ts_sgemm(0, 0, H, dc, n, 1.0f, S, c->max_T, cache, LAT, 0.0f, olat + (size_t)r * H * dc, dc);
     }
     // apply W_UV after the attention: ctx[r][h] = W_UV[h] olat[r][h]   (R,dc)·(dc,dv) per head
     for (int h = 0; h < H; h++)
-        ts_sgemm(0, 1, R, d.dv, d.dc, 1.0f, bf->olat + (size_t)h * d.dc, H * d.dc,
-                 wkv + ((size_t)h * (d.dn + d.dv) + d.dn) * d.dc, d.dc, 0.0f, bf->ctx + (size_t)h * d.dv, H * d.dv);
+        ts_sgemm(0, 1, R, dv, dc, 1.0f, olat + (size_t)h * dc, H * dc, wkv + ((size_t)h * (dn + dv) + dn) * dc, dc, 0.0f,
+                 ctx + (size_t)h * dv, H * dv);
 }
 //! [mla-absorbed]
 
@@ -421,7 +421,7 @@ void mla_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
         // absorbed: the cache gets the dc + dr floats of the latent, nothing else
         for (int r = 0; r < R; r++)
             memcpy(slot(c->latent, c, LAT, l, seq[r], pos[r]), bf.lat + (size_t)r * LAT, (size_t)LAT * sizeof(float));
-        absorbed_attention(m, c, &bf, l, seq, pos, R);
+        mla_absorbed_attention(m, c, l, bf.q, bf.ctx, bf.qcat, bf.scores, bf.olat, seq, pos, R);
     } else {
         // naive: up-project to per-head keys and values and cache those, H·(dq + dv) floats
         // kvb (R, H·(dn+dv)) = c_kv · W_UKVᵀ, c_kv = lat[:, :dc] (rows dc+dr apart)

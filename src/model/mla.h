@@ -109,6 +109,26 @@ void mla_kvcache_free(struct ts_kvcache *c);
 void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
 
 /**
+ * @brief Absorbed attention of layer l for R decode rows, over the latent cache.
+ *
+ * Per head h, with W_UK[h] (dn, dc) and W_UV[h] (dv, dc) the two blocks of
+ * kv_b_proj's rows that belong to head h:
+ *
+ *     q_nope·k_nope_t = q_nope·(W_UK[h] c_t) = (W_UK[h]ᵀ q_nope)·c_t
+ *     score[h][t]     = [W_UK[h]ᵀ q_nope ; q_rope] · [c_t ; k_rope_t] · scale
+ *     ctx_h           = Σ_t p[h][t] (W_UV[h] c_t) = W_UV[h] (Σ_t p[h][t] c_t)
+ *
+ * so the query moves into the latent space once per step, every cached c_t is
+ * used as it is, and W_UV is applied once to the attention's latent output.
+ * q (R, H·dq): the rows' queries, q_rope roped; rows belong to sequences seq[r]
+ * at positions pos[r], whose cache entries (0..pos[r]) are already written.
+ * Writes ctx (R, H·dv), the attention output before o_proj. Scratch:
+ * qcat (R, H, dc+dr), scores (R, H, c->max_T), olat (R, H, dc).
+ */
+void mla_absorbed_attention(const struct ts_model *m, const struct ts_kvcache *c, int l, const float *q, float *ctx,
+                            float *qcat, float *scores, float *olat, const int *seq, const int *pos, int R);
+
+/**
  * @brief Decode step of layer l for R rows (one new token each): x (R,C) is the
  * normed input, rows belong to sequences seq[r] at positions pos[r]; appends
  * their cache entries and writes y (R,C). Absorbed or naive, as the cache was made.
