@@ -11,6 +11,8 @@
  *       grad.<param> for every param   the backward (before clipping)
  *       decode.logits (T-P+1, V)       sequence 0: prefill of its first P = T/2 tokens,
  *                                      then T-P teacher-forced KV-cache decode steps
+ *       decode_naive.logits            the same with MLA's naive (per-head) cache; the
+ *                                      default cache is the absorbed (latent) one
  *       adamw.loss, adamw.grad_norm (S)  S optimizer steps on the same batch
  *                                      (forward, backward, clip, AdamW; loss before each step)
  *       adamw.final_loss (1)           the loss after the S steps
@@ -198,18 +200,23 @@ int cmd_dump(int argc, char **argv) {
     dump_add(&d, "loss", 1, &one, &loss);
     dump_params(&d, &m.params, m.params.grad, "grad.");
 
-    /* KV-cache decode of sequence 0, teacher-forced */
-    if (ts_kvcache_create(&kv, &m, 1, T) || ts_model_prefill(&m, &kv, 0, tokens, P, dec)) {
-        rc = cli_lib_error();
-        goto done;
-    }
-    for (int t = P; t < T; t++)
-        if (ts_model_decode(&m, &kv, &tokens[t], NULL, dec + (size_t)(t - P + 1) * V)) {
+    /* KV-cache decode of sequence 0, teacher-forced; MLA also with the naive (per-head) cache */
+    int n_modes = m.attn == TS_ATTN_MLA ? 2 : 1;
+    for (int mode = 0; mode < n_modes; mode++) {
+        ts_kvcache_free(&kv);
+        if (ts_kvcache_create_for(&kv, &m.cfg, 1, T, mode ? TS_KV_NAIVE : TS_KV_ABSORBED) ||
+            ts_model_prefill(&m, &kv, 0, tokens, P, dec)) {
             rc = cli_lib_error();
             goto done;
         }
-    int shape_dec[2] = {n_dec, V};
-    dump_add(&d, "decode.logits", 2, shape_dec, dec);
+        for (int t = P; t < T; t++)
+            if (ts_model_decode(&m, &kv, &tokens[t], NULL, dec + (size_t)(t - P + 1) * V)) {
+                rc = cli_lib_error();
+                goto done;
+            }
+        int shape_dec[2] = {n_dec, V};
+        dump_add(&d, mode ? "decode_naive.logits" : "decode.logits", 2, shape_dec, dec);
+    }
 
     /* AdamW steps on the same batch */
     for (int s = 0; s < steps; s++) {

@@ -115,6 +115,8 @@ def main(argv):
             rows.append(model(tokens[:1, t:t + 1], cache=cache, start=t)[0, -1])
         dec = torch.stack(rows).numpy()
     rep.compare("decode.logits", dump["decode.logits"], dec)
+    if "decode_naive.logits" in dump:  # MLA: tinyseek's naive cache too (the twin decodes absorbed)
+        rep.compare("decode_naive.logits", dump["decode_naive.logits"], dec)
     rep.compare("decode.logits vs the twin's own forward", dec, logits.detach()[0, P - 1:].numpy())
     failed += rep.failed
     rep.failed = []
@@ -135,6 +137,12 @@ def main(argv):
             opt.zero_grad(set_to_none=True)
             _, l = model(tokens, targets)
             l.backward()
+            # tinyseek's optimizer is one flat loop over every parameter: a routed expert that no
+            # token chose gets a zero gradient, so its moments decay and weight decay still applies.
+            # PyTorch's AdamW skips a parameter whose .grad is None; give it the zeros instead.
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
             # tinyseek's grad_clip: scale by clip/norm when the norm exceeds clip
             norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in params if p.grad is not None))
             if clip > 0 and norm > clip:

@@ -73,8 +73,8 @@ def attention_kind(cfg):
 
 
 def ffn_kind(cfg, layer):
-    moe = cfg.model_type in ("deepseek_v3", "deepseek_v2") and cfg.n_routed_experts > 0
-    return "moe" if moe and layer >= cfg.first_k_dense_replace else "mlp"
+    # either model type may carry DeepSeekMoE layers (chapter 5 pairs them with llama attention)
+    return "moe" if cfg.n_routed_experts > 0 and layer >= cfg.first_k_dense_replace else "mlp"
 
 
 # --------------------------------------------------------------------------
@@ -115,13 +115,16 @@ def rope_inv_freq(dim, base, yarn=None):
 
 
 class Rope(nn.Module):
-    """cos/sin tables (max_pos, dim/2); apply() rotates adjacent pairs of the last dim."""
+    """cos/sin tables (max_pos, dim/2), times `amplitude` (YaRN's for MLA, as DeepSeek's code
+    scales them); apply() rotates adjacent pairs of the last dim."""
 
-    def __init__(self, dim, max_pos, base, yarn=None):
+    def __init__(self, dim, max_pos, base, yarn=None, amplitude=1.0):
         super().__init__()
         angle = np.arange(max_pos, dtype=np.float64)[:, None] * rope_inv_freq(dim, base, yarn)[None, :]
-        self.register_buffer("cos", torch.from_numpy(np.cos(angle).astype(np.float32)), persistent=False)
-        self.register_buffer("sin", torch.from_numpy(np.sin(angle).astype(np.float32)), persistent=False)
+        cos = np.cos(angle).astype(np.float32) * np.float32(amplitude)
+        sin = np.sin(angle).astype(np.float32) * np.float32(amplitude)
+        self.register_buffer("cos", torch.from_numpy(cos), persistent=False)
+        self.register_buffer("sin", torch.from_numpy(sin), persistent=False)
 
     def apply(self, x, pos):
         # x (..., T, H, d) with positions pos (T,); pairs (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos)
@@ -319,14 +322,14 @@ class DeepSeekMoE(nn.Module):
         biased = (s + self.gate.e_score_correction_bias).detach()
         if cfg.n_group > 1:
             g = biased.view(-1, cfg.n_group, E // cfg.n_group)
-            group_score = g.topk(2, dim=-1).values.sum(-1)
+            group_score = g.topk(min(2, E // cfg.n_group), dim=-1).values.sum(-1)
             keep = group_score.topk(cfg.topk_group, dim=-1).indices
             mask = torch.zeros_like(group_score, dtype=torch.bool).scatter_(1, keep, True)
             biased = biased.masked_fill(~mask.repeat_interleave(E // cfg.n_group, dim=1), float("-inf"))
         idx = biased.topk(K, dim=-1).indices
         w = s.gather(1, idx)
         if cfg.norm_topk_prob:
-            w = w / w.sum(-1, keepdim=True)
+            w = w / (w.sum(-1, keepdim=True) + 1e-20)
         return idx, w * cfg.routed_scaling_factor
 
     def forward(self, x):
@@ -376,8 +379,14 @@ class Block(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        rope_dim = cfg.qk_rope_head_dim if attention_kind(cfg) == "mla" else cfg.head_dim
-        self.rope = Rope(rope_dim, cfg.max_position_embeddings, cfg.rope_theta, cfg.rope_scaling)
+        mla = attention_kind(cfg) == "mla"
+        ys = cfg.rope_scaling
+        amplitude = 1.0
+        if mla and ys:  # YaRN's attention temperature, split between the RoPE table and the softmax scale
+            amplitude = np.float32(yarn_get_mscale(ys["factor"], ys.get("mscale", 1.0))) / np.float32(
+                yarn_get_mscale(ys["factor"], ys.get("mscale_all_dim", 0.0)))
+        self.rope = Rope(cfg.qk_rope_head_dim if mla else cfg.head_dim, cfg.max_position_embeddings,
+                         cfg.rope_theta, ys, amplitude)
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([Block(cfg, l, self.rope) for l in range(cfg.num_hidden_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
