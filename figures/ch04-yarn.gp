@@ -11,7 +11,7 @@
 # yarn.csv columns (tinyseek eval --csv): label,seq,yarn_factor,loss
 
 set datafile separator comma
-pick(name) = strcol(1) eq name ? $4 : NaN
+rows(name) = sprintf("< awk -F, '$1 == \"%s\"' runs/ch04/yarn.csv", name)
 set title "Held-out loss beyond the training context (MLA, trained at 64 tokens)"
 set xlabel "evaluation context (tokens)"
 set ylabel "held-out cross-entropy (nats per token)"
@@ -23,6 +23,6 @@ set border 3
 set xtics nomirror
 set ytics nomirror
 set arrow from 64, graph 0 to 64, graph 1 nohead dt 3 lc rgb "#999999"
-plot "runs/ch04/yarn.csv" skip 1 using 2:(pick("rope")) with linespoints pt 7 lw 2 lc rgb "#636363" title "RoPE as trained", \
-     "" skip 1 using 2:(pick("yarn")) with linespoints pt 13 ps 1.1 lw 2 lc rgb "#d95f02" title "YaRN, s = context/64 (V3's mscale)", \
-     "" skip 1 using 2:(pick("yarn-interp")) with linespoints pt 12 lw 1.5 dt 2 lc rgb "#d95f02" title "YaRN interpolation only (no mscale)"
+plot rows("rope") using 2:4 with linespoints pt 7 lw 2 lc rgb "#636363" title "RoPE as trained", \
+     rows("yarn") using 2:4 with linespoints pt 13 ps 1.1 lw 2 lc rgb "#d95f02" title "YaRN, s = context/64 (V3's mscale)", \
+     rows("yarn-interp") using 2:4 with linespoints pt 12 lw 1.5 dt 2 lc rgb "#d95f02" title "YaRN interpolation only (no mscale)"
