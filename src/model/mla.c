@@ -67,6 +67,7 @@ int mla_register(ts_model *m, int l) {
     return 0;
 }
 
+//! [mla-scale]
 float mla_softmax_scale(const ts_model *m) {
     const ts_config *c = &m->cfg;
     float scale = 1.0f / sqrtf((float)(c->qk_nope_head_dim + c->qk_rope_head_dim));
@@ -78,6 +79,7 @@ float mla_softmax_scale(const ts_model *m) {
     }
     return scale;
 }
+//! [mla-scale]
 
 void mla_scale_rope_table(ts_model *m) {
     const ts_config *c = &m->cfg;
@@ -267,6 +269,7 @@ int mla_kvcache_init(ts_kvcache *c, const ts_config *cfg, int naive) {
     mla_dims d = dims_of(cfg);
     size_t tokens = (size_t)c->L * c->B * c->max_T;
     c->mla_naive = naive;
+    //! [mla-cache]
     if (naive) { // full per-head keys [k_nope; k_rope] and values, as an MHA cache
         c->kv_dim = d.H * d.dq;
         c->v_dim = d.H * d.dv;
@@ -280,6 +283,7 @@ int mla_kvcache_init(ts_kvcache *c, const ts_config *cfg, int naive) {
         c->bytes = tokens * (size_t)c->latent_dim * sizeof(float);
         if (!c->latent) return -1;
     }
+    //! [mla-cache]
     dec_bufs b;
     c->mla_scratch = ts_malloc(dec_layout(&b, NULL, cfg, c->B, c->max_T) * sizeof(float), "MLA decode scratch");
     return c->mla_scratch ? 0 : -1;
