@@ -13,13 +13,18 @@
  *
  * The fast path writes each head as matrix products, S = scale·Q·Kᵀ and
  * out = P·V (and four products in the backward), on ts_sgemm(); the reference
- * below is the same algebra as plain loops. The full T x T product wastes the
- * masked half, yet against per-head loops of dot products over D, measured
- * for T = 64..256, D = 16..64, 32 heads, forward + backward: with OpenBLAS it
- * was 2–4x faster on one thread; with BLAS=0 it was 1.2–1.7x faster from
- * T = 128 on, while at T = 64 it ranged from 1.4x faster to 1.6x slower over
- * two machines and 1–2 threads (such small products barely repay sgemm's
- * packing). The forward's remaining cost is mostly expf.
+ * below is the same algebra as plain loops. Against per-head loops of dot
+ * products over D, measured for T = 64..256, D = 16..64, 32 heads, forward +
+ * backward: with OpenBLAS the full T x T products were 2–4x faster on one
+ * thread; with BLAS=0 1.2–1.7x faster from T = 128 on. The products run on
+ * blocks of 32 query rows, which skip the keys after the block (masked for
+ * every row in it): 5/8 of the full products at T = 128, with the same bits
+ * (the skipped terms are exact zeros).
+ *
+ * attention_head_forward()/attention_head_backward() compute one head with
+ * any row strides; chapter 3's grouped-query attention (gqa_attention.c)
+ * calls them too, so with as many key/value heads as query heads it gives
+ * exactly these bits.
  *
  * Heads are independent, so a head's gradients are only ever written by one
  * thread, in a fixed order: results do not depend on thread timing.
@@ -38,7 +43,7 @@ static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Fast path: each head as two matrix products and a softmax           */
+/* Fast path: each head as matrix products and a softmax               */
 /* ------------------------------------------------------------------ */
 
 /* The (b,h) loops below spread the heads over OpenMP threads; each head's
@@ -46,7 +51,8 @@ static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
  * is written for that, and so is the OpenMP build of OpenBLAS that the Makefile
  * links (it sees it is inside a parallel region and stays on its thread). Only
  * the pthread build of OpenBLAS would set its own thread pool against OpenMP's,
- * so with it the heads run one after another and OpenBLAS threads each product. */
+ * so with it the heads run one after another and OpenBLAS threads each product.
+ * Small batches (a prompt's prefill) run on the calling thread. */
 #if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
 #define TS_OMP_HEADS
 #else
@@ -61,33 +67,48 @@ static int thread_id(void) {
 #endif
 }
 
-/* Row t of P (T,T): softmax over s <= t of the scores already in it, 0 for s > t. */
-static void causal_softmax(float *P, int T) {
-    for (int t = 0; t < T; t++) {
+/* Queries are taken in blocks of this many rows: a block's rows see keys
+ * 0..(its last row) only, so the products skip the keys after the block,
+ * which every row of the block would mask. With T = 128 that is 5/8 of the
+ * full T x T products; smaller blocks skip more but make more, smaller calls. */
+enum { ATT_BLOCK = 32 };
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Rows [r0, r1) of P: softmax over s <= t of the scores already there, 0 for s > t. */
+TS_VECTOR
+static void causal_softmax_rows(float *P, int T, int r0, int r1) {
+    for (int t = r0; t < r1; t++) {
         float *p = P + (size_t)t * T;
-        float maxval = -INFINITY;
-        for (int s = 0; s <= t; s++) maxval = p[s] > maxval ? p[s] : maxval;
-        float sum = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            p[s] = expf(p[s] - maxval);
-            sum += p[s];
-        }
-        float inv = 1.0f / sum;
-        for (int s = 0; s <= t; s++) p[s] *= inv;
+        ts_softmax_row(p, p, t + 1);
         for (int s = t + 1; s < T; s++) p[s] = 0.0f;
     }
 }
 
+/* Rows [r0, r1) of dS, which holds dP in columns [0, r1):
+ * dS[t][s] = P[t][s]·(dP[t][s] − Σ_s' P[t][s']·dP[t][s']) for s <= t, 0 for t < s < r1. */
+TS_VECTOR
+static void causal_softmax_backward_rows(float *dS, const float *P, int T, int r0, int r1) {
+    for (int t = r0; t < r1; t++) {
+        const float *p = P + (size_t)t * T;
+        float *d = dS + (size_t)t * T;
+        float pdp = ts_dot(p, d, t + 1);
+        for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - pdp);
+        for (int s = t + 1; s < r1; s++) d[s] = 0.0f; /* masked scores get no gradient */
+    }
+}
+
 //! [attention-forward]
-/* One head: q, k, v, out point at element (b,0,h,0) of their (B,T,H,D) tensors,
- * so a head's rows are H*D floats apart: sgemm's leading dimension. P (T,T). */
-static void head_forward(float *out, float *P, const float *q, const float *k, const float *v,
-                         int T, int H, int Dqk, int Dv, float scale) {
-    // S = scale · Q·Kᵀ (T,T), into P; the masked upper triangle is computed and then dropped
-    ts_sgemm(0, 1, T, T, Dqk, scale, q, H * Dqk, k, H * Dqk, 0.0f, P, T);
-    causal_softmax(P, T);
-    // out = P·V (T,Dv)
-    ts_sgemm(0, 0, T, Dv, T, 1.0f, P, T, v, H * Dv, 0.0f, out, H * Dv);
+void attention_head_forward(float *out, float *P, const float *q, const float *k, const float *v, int T, int Dqk,
+                            int Dv, int ldq, int ldk, int ldv, int ldo, float scale) {
+    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = min_int(r0 + ATT_BLOCK, T), rows = r1 - r0;
+        // S[r0:r1, 0:r1] = scale · Q[r0:r1]·K[0:r1]ᵀ, into P (keys after the block are masked for all its rows)
+        ts_sgemm(0, 1, rows, r1, Dqk, scale, q + (size_t)r0 * ldq, ldq, k, ldk, 0.0f, P + (size_t)r0 * T, T);
+        causal_softmax_rows(P, T, r0, r1);
+        // out[r0:r1] = P[r0:r1, 0:r1]·V[0:r1]
+        ts_sgemm(0, 0, rows, Dv, r1, 1.0f, P + (size_t)r0 * T, T, v, ldv, 0.0f, out + (size_t)r0 * ldo, ldo);
+    }
 }
 //! [attention-forward]
 
@@ -97,31 +118,38 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     TS_OMP_HEADS
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
-            head_forward(out + bthd(b, 0, h, T, H, Dv), att + ((size_t)b * H + h) * T * T,
-                         q + bthd(b, 0, h, T, H, Dqk), k + bthd(b, 0, h, T, H, Dqk),
-                         v + bthd(b, 0, h, T, H, Dv), T, H, Dqk, Dv, scale);
+            attention_head_forward(out + bthd(b, 0, h, T, H, Dv), att + ((size_t)b * H + h) * T * T,
+                                   q + bthd(b, 0, h, T, H, Dqk), k + bthd(b, 0, h, T, H, Dqk),
+                                   v + bthd(b, 0, h, T, H, Dv), T, Dqk, Dv, H * Dqk, H * Dqk, H * Dv, H * Dv,
+                                   scale);
 }
 
 //! [attention-backward]
-/* One head, as head_forward(); dS (T,T) is scratch. */
-static void head_backward(float *dq, float *dk, float *dv, float *dS, const float *dout,
-                          const float *P, const float *q, const float *k, const float *v,
-                          int T, int H, int Dqk, int Dv, float scale) {
-    // forward: out = P·V  →  dP = dout·Vᵀ,  dV += Pᵀ·dout
-    ts_sgemm(0, 1, T, T, Dv, 1.0f, dout, H * Dv, v, H * Dv, 0.0f, dS, T);
-    if (dv) ts_sgemm(1, 0, T, Dv, T, 1.0f, P, T, dout, H * Dv, 1.0f, dv, H * Dv);
-    // forward: P[t] = softmax(S[t])  →  dS[t][s] = P[t][s]·(dP[t][s] − Σ_s' P[t][s']·dP[t][s'])
-    for (int t = 0; t < T; t++) {
-        const float *p = P + (size_t)t * T;
-        float *d = dS + (size_t)t * T;
-        float pdp = 0.0f;
-        for (int s = 0; s <= t; s++) pdp += p[s] * d[s];
-        for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - pdp);
-        for (int s = t + 1; s < T; s++) d[s] = 0.0f; /* masked scores get no gradient */
+void attention_head_backward(float *dq, float *dk, float *dv, float *dS, const float *dout, const float *P,
+                             const float *q, const float *k, const float *v, int T, int Dqk, int Dv, int ldq,
+                             int ldk, int ldv, int ldo, float scale) {
+    // Query rows t see keys s <= t, so row block [r0, r1) needs dS only in columns [0, r1),
+    // and key block [c0, c1) gets gradient only from query rows [c0, T).
+    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = min_int(r0 + ATT_BLOCK, T), rows = r1 - r0;
+        // forward: out = P·V  →  dP = dout·Vᵀ
+        ts_sgemm(0, 1, rows, r1, Dv, 1.0f, dout + (size_t)r0 * ldo, ldo, v, ldv, 0.0f, dS + (size_t)r0 * T, T);
+        // forward: P[t] = softmax(S[t])  →  dS[t][s] = P[t][s]·(dP[t][s] − Σ_s' P[t][s']·dP[t][s'])
+        causal_softmax_backward_rows(dS, P, T, r0, r1);
+        // forward: S = scale·Q·Kᵀ  →  dQ += scale·dS·K
+        if (dq)
+            ts_sgemm(0, 0, rows, Dqk, r1, scale, dS + (size_t)r0 * T, T, k, ldk, 1.0f, dq + (size_t)r0 * ldq, ldq);
     }
-    // forward: S = scale·Q·Kᵀ  →  dQ += scale·dS·K,  dK += scale·dSᵀ·Q
-    if (dq) ts_sgemm(0, 0, T, Dqk, T, scale, dS, T, k, H * Dqk, 1.0f, dq, H * Dqk);
-    if (dk) ts_sgemm(1, 0, T, Dqk, T, scale, dS, T, q, H * Dqk, 1.0f, dk, H * Dqk);
+    for (int c0 = 0; c0 < T; c0 += ATT_BLOCK) {
+        int c1 = min_int(c0 + ATT_BLOCK, T), cols = c1 - c0;
+        // dV += Pᵀ·dout  and  dK += scale·dSᵀ·Q, over the query rows [c0, T) that see these keys
+        if (dv)
+            ts_sgemm(1, 0, cols, Dv, T - c0, 1.0f, P + (size_t)c0 * T + c0, T, dout + (size_t)c0 * ldo, ldo, 1.0f,
+                     dv + (size_t)c0 * ldv, ldv);
+        if (dk)
+            ts_sgemm(1, 0, cols, Dqk, T - c0, scale, dS + (size_t)c0 * T + c0, T, q + (size_t)c0 * ldq, ldq, 1.0f,
+                     dk + (size_t)c0 * ldk, ldk);
+    }
 }
 //! [attention-backward]
 
@@ -134,10 +162,10 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             size_t qk0 = bthd(b, 0, h, T, H, Dqk), v0 = bthd(b, 0, h, T, H, Dv);
-            head_backward(dq ? dq + qk0 : NULL, dk ? dk + qk0 : NULL, dv ? dv + v0 : NULL,
-                          scratch + (size_t)thread_id() * T * T, dout + v0,
-                          att + ((size_t)b * H + h) * T * T, q + qk0, k + qk0, v + v0, T, H, Dqk,
-                          Dv, scale);
+            attention_head_backward(dq ? dq + qk0 : NULL, dk ? dk + qk0 : NULL, dv ? dv + v0 : NULL,
+                                    scratch + (size_t)thread_id() * T * T, dout + v0,
+                                    att + ((size_t)b * H + h) * T * T, q + qk0, k + qk0, v + v0, T, Dqk, Dv,
+                                    H * Dqk, H * Dqk, H * Dv, H * Dv, scale);
         }
     }
 }

@@ -11,8 +11,9 @@
  *
  * Per query head this is chapter 2's attention (src/core/attention.c) with
  * different strides: the key/value rows are Hkv·D floats apart instead of H·D.
- * The head functions below make the same ts_sgemm() calls as attention.c's, in
- * the same order, so with Hkv = H the results are the same bits.
+ * The head functions below are attention.c's (attention_head_forward() and
+ * attention_head_backward()) with those strides, so with Hkv = H the results
+ * are the same bits.
  *
  * The backward is where sharing shows. k_{s,j} and v_{s,j} enter the scores
  * and outputs of all G query heads of group j, so their gradients are sums
@@ -47,7 +48,7 @@ static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
 #if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
 #define TS_OMP_HEADS
 #else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static))
+#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
 #endif
 
 static int thread_id(void) {
@@ -58,33 +59,11 @@ static int thread_id(void) {
 #endif
 }
 
-/* Row t of P (T,T): softmax over s <= t of the scores already in it, 0 for s > t
- * (the same loop as attention.c's, so Hkv = H gives attention.c's bits). */
-static void causal_softmax(float *P, int T) {
-    for (int t = 0; t < T; t++) {
-        float *p = P + (size_t)t * T;
-        float maxval = -INFINITY;
-        for (int s = 0; s <= t; s++) maxval = p[s] > maxval ? p[s] : maxval;
-        float sum = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            p[s] = expf(p[s] - maxval);
-            sum += p[s];
-        }
-        float inv = 1.0f / sum;
-        for (int s = 0; s <= t; s++) p[s] *= inv;
-        for (int s = t + 1; s < T; s++) p[s] = 0.0f;
-    }
-}
-
-/* One query head against its key/value head. q/out point at (b,0,h,0) of their
- * (B,T,H,·) tensors, k/v at (b,0,j,0) of their (B,T,Hkv,·) ones. P (T,T). */
+/* One query head against its key/value head: attention.c's head functions,
+ * with query rows H·D floats apart and key/value rows Hkv·D apart. */
 static void head_forward(float *out, float *P, const float *q, const float *k, const float *v,
                          int T, int H, int Hkv, int Dqk, int Dv, float scale) {
-    // S = scale · Q·Kᵀ (T,T): query rows H·Dqk apart, key rows Hkv·Dqk apart
-    ts_sgemm(0, 1, T, T, Dqk, scale, q, H * Dqk, k, Hkv * Dqk, 0.0f, P, T);
-    causal_softmax(P, T);
-    // out = P·V (T,Dv)
-    ts_sgemm(0, 0, T, Dv, T, 1.0f, P, T, v, Hkv * Dv, 0.0f, out, H * Dv);
+    attention_head_forward(out, P, q, k, v, T, Dqk, Dv, H * Dqk, Hkv * Dqk, Hkv * Dv, H * Dv, scale);
 }
 
 //! [gqa-attention-forward]
@@ -103,26 +82,13 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
 }
 //! [gqa-attention-forward]
 
-/* One query head's backward; dk/dv (this head's key/value head) are added to
- * (beta = 1), so calling it for every head of a group sums the group. dS (T,T) scratch. */
+/* One query head's backward; dk/dv (this head's key/value head) are added to,
+ * so calling it for every head of a group sums the group. dS (T,T) scratch. */
 static void head_backward(float *dq, float *dk, float *dv, float *dS, const float *dout,
                           const float *P, const float *q, const float *k, const float *v,
                           int T, int H, int Hkv, int Dqk, int Dv, float scale) {
-    // forward: out = P·V  →  dP = dout·Vᵀ,  dV += Pᵀ·dout
-    ts_sgemm(0, 1, T, T, Dv, 1.0f, dout, H * Dv, v, Hkv * Dv, 0.0f, dS, T);
-    if (dv) ts_sgemm(1, 0, T, Dv, T, 1.0f, P, T, dout, H * Dv, 1.0f, dv, Hkv * Dv);
-    // forward: P[t] = softmax(S[t])  →  dS[t][s] = P[t][s]·(dP[t][s] − Σ_s' P[t][s']·dP[t][s'])
-    for (int t = 0; t < T; t++) {
-        const float *p = P + (size_t)t * T;
-        float *d = dS + (size_t)t * T;
-        float pdp = 0.0f;
-        for (int s = 0; s <= t; s++) pdp += p[s] * d[s];
-        for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - pdp);
-        for (int s = t + 1; s < T; s++) d[s] = 0.0f;
-    }
-    // forward: S = scale·Q·Kᵀ  →  dQ += scale·dS·K,  dK += scale·dSᵀ·Q
-    if (dq) ts_sgemm(0, 0, T, Dqk, T, scale, dS, T, k, Hkv * Dqk, 1.0f, dq, H * Dqk);
-    if (dk) ts_sgemm(1, 0, T, Dqk, T, scale, dS, T, q, H * Dqk, 1.0f, dk, Hkv * Dqk);
+    attention_head_backward(dq, dk, dv, dS, dout, P, q, k, v, T, Dqk, Dv, H * Dqk, Hkv * Dqk, Hkv * Dv, H * Dv,
+                            scale);
 }
 
 //! [gqa-attention-backward]

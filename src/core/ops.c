@@ -23,12 +23,20 @@
 /* Building blocks of the fast loops                                   */
 /* ------------------------------------------------------------------ */
 
+/* The helpers below are inlined into each TS_VECTOR function, so that every
+ * compiled copy (AVX-512, AVX2, baseline) gets its own vectorised version. */
+#if defined(__GNUC__)
+#define TS_INLINE static inline __attribute__((always_inline))
+#else
+#define TS_INLINE static inline
+#endif
+
 /* e^x in float, within 1 ulp of expf() for x in [−87.3, 88.3], 0 below,
  * e^88.3 above (Cephes' expf: x = n·ln2 + r with |r| <= ln2/2, e^r by a
  * degree-7 polynomial, 2^n written into the exponent bits). Unlike a call to
  * expf() it is branch-free straight-line code, so a loop over it runs 16
  * lanes at a time. The fast loops use it; the _ref loops use expf(). */
-static inline float fast_expf(float x) {
+TS_INLINE float fast_expf(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
     float xc = x < -87.33654f ? -87.33654f : x > 88.37626f ? 88.37626f : x;
     float t = xc * log2e;
@@ -50,7 +58,7 @@ static inline float fast_expf(float x) {
 /* Σ a[i]·b[i] in a fixed order: 16 running lanes, added pairwise at the end,
  * then the tail. (A single running sum is a chain of dependent adds the
  * compiler may not reorder; 16 lanes are one AVX-512 register.) */
-static inline float dot_lanes(const float *a, const float *b, int n) {
+TS_INLINE float dot_lanes(const float *a, const float *b, int n) {
     float lane[16] = {0.0f};
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -63,7 +71,7 @@ static inline float dot_lanes(const float *a, const float *b, int n) {
 }
 
 /* max of x[0..n) (n >= 1), lane-wise as dot_lanes(). */
-static inline float max_lanes(const float *x, int n) {
+TS_INLINE float max_lanes(const float *x, int n) {
     float lane[16];
     for (int l = 0; l < 16; l++) lane[l] = x[0];
     int i = 0;
@@ -77,7 +85,7 @@ static inline float max_lanes(const float *x, int n) {
 }
 
 /* y[i] = e^(x[i] − m); returns Σ y, summed lane-wise as dot_lanes(). y may be x. */
-static inline float exp_sub_sum(float *y, const float *x, int n, float m) {
+TS_INLINE float exp_sub_sum(float *y, const float *x, int n, float m) {
     float lane[16] = {0.0f};
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -94,6 +102,9 @@ static inline float exp_sub_sum(float *y, const float *x, int n, float m) {
     }
     return sum;
 }
+
+TS_VECTOR
+float ts_dot(const float *a, const float *b, int n) { return dot_lanes(a, b, n); }
 
 TS_VECTOR
 void ts_softmax_row(float *y, const float *x, int n) {
@@ -355,7 +366,7 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int N, i
 /* SwiGLU (Shazeer 2020)                                               */
 /* ------------------------------------------------------------------ */
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
+TS_INLINE float sigmoidf(float x) { return 1.0f / (1.0f + fast_expf(-x)); }
 
 TS_VECTOR
 static void swiglu_span(float *restrict out, const float *restrict gate, const float *restrict up, long lo,

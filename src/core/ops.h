@@ -196,6 +196,9 @@ void rope_backward(float *dx, const int *pos, int N, int H, int row_stride, int 
  */
 void ts_softmax_row(float *y, const float *x, int n);
 
+/** @brief Σ a[i]·b[i] over n values, summed in a fixed lane order (deterministic). */
+float ts_dot(const float *a, const float *b, int n);
+
 /** @brief log Σ_i e^(x_i) over n values (n >= 1), as max + log Σ e^(x − max). */
 float ts_logsumexp(const float *x, int n);
 
@@ -217,6 +220,20 @@ void softmax_backward(float *dinp, const float *dout, const float *out, int N, i
  */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int Dqk, int Dv, float scale);
+/**
+ * @brief One head of causal attention (the fast path of attention_forward()):
+ * q (T,Dqk), k (T,Dqk), v (T,Dv), out (T,Dv) with rows ldq, ldk, ldv, ldo floats
+ * apart; P (T,T) receives the probabilities (0 above the diagonal).
+ */
+void attention_head_forward(float *out, float *P, const float *q, const float *k, const float *v, int T, int Dqk,
+                            int Dv, int ldq, int ldk, int ldv, int ldo, float scale);
+/**
+ * @brief Backward of attention_head_forward(): accumulates into dq, dk, dv (any may
+ * be NULL), with the same row strides (dout like out); dS (T,T) is scratch.
+ */
+void attention_head_backward(float *dq, float *dk, float *dv, float *dS, const float *dout, const float *P,
+                             const float *q, const float *k, const float *v, int T, int Dqk, int Dv, int ldq,
+                             int ldk, int ldv, int ldo, float scale);
 /** @brief Reference loops for attention_forward(). */
 void attention_forward_ref(float *out, float *att, const float *q, const float *k,
                            const float *v, int B, int T, int H, int Dqk, int Dv, float scale);
