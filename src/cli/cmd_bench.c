@@ -202,7 +202,7 @@ int cmd_bench(int argc, char **argv) {
                "%.1f GFLOP/s)\n", train_tps, B, T, steps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops);
     }
 
-    double prefill_tps = 0, gen_tps = 0;
+    double prefill_tps = 0, gen_tps = 0, gen_cpu_tps = 0;
     if (!no_gen) {
         if (ts_kvcache_create(&kv, &m, 1, prompt + gen)) {
             rc = cli_lib_error();
@@ -222,7 +222,7 @@ int cmd_bench(int argc, char **argv) {
                 rc = cli_lib_error();
                 goto done;
             }
-            double t0 = ts_now();
+            double t0 = ts_now(), c0 = cpu_now();
             for (int i = 0; i < gen; i++) {
                 seq[prompt + i] = argmax(logits, V);
                 if (ts_model_decode(&m, &kv, &seq[prompt + i], NULL, logits)) {
@@ -231,10 +231,13 @@ int cmd_bench(int argc, char **argv) {
                 }
             }
             times[r] = ts_now() - t0;
+            cpu[r] = cpu_now() - c0;
         }
         gen_tps = gen / median(times, reps);
+        gen_cpu_tps = gen / median(cpu, reps);
         printf("bench: prefill    %8.0f tokens/s  (prompt %d, median of %d)\n", prefill_tps, prompt, reps);
-        printf("bench: generation %8.0f tokens/s  (batch 1, %d new tokens, KV cache, median of %d)\n", gen_tps, gen, reps);
+        printf("bench: generation %8.0f tokens/s  (batch 1, %d new tokens, KV cache, median of %d; %.0f per CPU-second)\n",
+               gen_tps, gen, reps, gen_cpu_tps);
     }
 
     double sg = 0, sg1 = 0;
@@ -250,10 +253,10 @@ int cmd_bench(int argc, char **argv) {
     double rss_mb = ru.ru_maxrss / 1024.0;
     printf("bench: peak RSS %.1f MB\n", rss_mb);
     printf("RESULT impl=tinyseek config=%s threads=%d batch=%d seq=%d train_tok_s=%.1f step_ms=%.3f step_cpu_ms=%.3f "
-           "step_gflop=%.4f step_gflops=%.2f prefill_tok_s=%.1f gen_tok_s=%.1f sgemm_gflops=%.2f sgemm1_gflops=%.2f "
+           "step_gflop=%.4f step_gflops=%.2f prefill_tok_s=%.1f gen_tok_s=%.1f gen_cpu_tok_s=%.1f sgemm_gflops=%.2f sgemm1_gflops=%.2f "
            "peak_rss_mb=%.1f matmul=%s blas_core=%s\n",
            label ? label : config, nth, B, T, train_tps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops, prefill_tps,
-           gen_tps, sg, sg1, rss_mb, ts_sgemm_uses_c_loops() ? "c" : "openblas", ts_blas_core());
+           gen_tps, gen_cpu_tps, sg, sg1, rss_mb, ts_sgemm_uses_c_loops() ? "c" : "openblas", ts_blas_core());
 done:
     ts_kvcache_free(&kv);
     free(tokens);

@@ -213,29 +213,62 @@ static float *alloc_bpack(const gemm_job *g) {
     return aligned_alloc(64, (bytes + 63) & ~(size_t)63); /* a multiple of 64 bytes */
 }
 
+/* Σ_p a[p]·b_r[p] for four rows b_r of B at once, into out[0..3]. Four
+ * independent sets of 16 lanes keep both FMA pipes busy (one set alone waits
+ * on its own additions); each set is added up pairwise, then the tail: a fixed
+ * order, so the result never depends on the thread count. */
+static inline __attribute__((always_inline)) void dot4(float *out, const float *a, const float *b0, const float *b1,
+                                                       const float *b2, const float *b3, int K) {
+    enum { L = 16 };
+    float s0[L] = {0.0f}, s1[L] = {0.0f}, s2[L] = {0.0f}, s3[L] = {0.0f};
+    int p = 0;
+    for (; p + L <= K; p += L)
+        for (int l = 0; l < L; l++) {
+            float x = a[p + l];
+            s0[l] += x * b0[p + l];
+            s1[l] += x * b1[p + l];
+            s2[l] += x * b2[p + l];
+            s3[l] += x * b3[p + l];
+        }
+    for (int w = L / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) {
+            s0[l] += s0[l + w];
+            s1[l] += s1[l + w];
+            s2[l] += s2[l + w];
+            s3[l] += s3[l + w];
+        }
+    out[0] = s0[0];
+    out[1] = s1[0];
+    out[2] = s2[0];
+    out[3] = s3[0];
+    for (; p < K; p++) {
+        out[0] += a[p] * b0[p];
+        out[1] += a[p] * b1[p];
+        out[2] += a[p] * b2[p];
+        out[3] += a[p] * b3[p];
+    }
+}
+
 /* Columns [j_lo, j_hi) of a product with M <= SMALL_M rows (a decode step: one
  * row per sequence). Packing op(B) would cost as much as using it M times, so
  * B is read where it lies: with B transposed (a linear layer's weight), each
- * output is a dot product of two contiguous rows, summed in 16 fixed lanes and
- * then lane by lane; otherwise each row of op(B) is added, scaled, into a
- * block of outputs. Columns are independent outputs. */
+ * output is a dot product of two contiguous rows (dot4()); otherwise each row
+ * of op(B) is added, scaled, into a block of outputs. Columns are independent. */
 TS_KERNEL
 static void small_m_cols(const gemm_job *g, int j_lo, int j_hi) {
-    enum { LANES = 16, JB = 256 };
+    enum { JB = 256 };
     for (int i = 0; i < g->M; i++) {
         const float *a = g->A + i * g->a_rs;
         float *c = g->C + (size_t)i * g->ldc;
         if (g->b_rs == 1 && g->a_cs == 1) { /* both contiguous over k */
-            for (int j = j_lo; j < j_hi; j++) {
+            float sum[4];
+            for (int j = j_lo; j < j_hi; j += 4) {
                 const float *b = g->B + j * g->b_cs;
-                float lane[LANES] = {0.0f};
-                int p = 0;
-                for (; p + LANES <= g->K; p += LANES)
-                    for (int l = 0; l < LANES; l++) lane[l] += a[p + l] * b[p + l];
-                float sum = 0.0f;
-                for (; p < g->K; p++) sum += a[p] * b[p];
-                for (int l = 0; l < LANES; l++) sum += lane[l];
-                c[j] = g->alpha * sum + (g->beta == 0.0f ? 0.0f : g->beta * c[j]);
+                int n = j_hi - j < 4 ? j_hi - j : 4; /* the last group may reuse row j */
+                dot4(sum, a, b, b + (n > 1) * g->b_cs, b + (n > 2 ? 2 : 0) * g->b_cs, b + (n > 3 ? 3 : 0) * g->b_cs,
+                     g->K);
+                for (int r = 0; r < n; r++)
+                    c[j + r] = g->alpha * sum[r] + (g->beta == 0.0f ? 0.0f : g->beta * c[j + r]);
             }
         } else {
             for (int jb = j_lo; jb < j_hi; jb += JB) {

@@ -4,7 +4,6 @@
  */
 #include "model/mha.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +78,19 @@ static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
 }
 
 //! [kv-decode]
+/* Query head h of decode row r against key/value head kvh of sequence b, whose
+ * first n positions are cached: the cached keys and values of one head are rows
+ * kv_dim floats apart, so each step is a one-row product. */
+static void decode_head(const ts_model *m, ts_kvcache *c, int l, int r, int h, int kvh, int b, int n, float scale) {
+    int D = m->cfg.head_dim, HD = m->cfg.num_attention_heads * D;
+    const float *qh = c->q + (size_t)r * HD + h * D;
+    const float *K = cache_at(c->k, c, l, b, 0) + kvh * D, *V = cache_at(c->v, c, l, b, 0) + kvh * D;
+    float *s = c->scores + ((size_t)r * m->cfg.num_attention_heads + h) * c->max_T;
+    ts_sgemm(0, 1, 1, n, D, scale, qh, D, K, c->kv_dim, 0.0f, s, n); // s (n) = scale · K qᵀ
+    ts_softmax_row(s, s, n);                                         // p = softmax(s)
+    ts_sgemm(0, 0, 1, D, n, 1.0f, s, n, V, c->kv_dim, 0.0f, c->att_out + (size_t)r * HD + h * D, D); // out = p·V
+}
+
 void mha_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, const int *seq, const int *pos, int R) {
     const ts_config *cfg = &m->cfg;
     const ts_mha_weights *w = &m->w.layers[l].attn;
@@ -96,34 +108,13 @@ void mha_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
     // each new query attends over positions 0..pos[r] of its own sequence
     float scale = 1.0f / sqrtf((float)D);
     int group = H / Hkv; // query heads per key/value head (1 for MHA)
-    // threads only when there is enough to share (a batch of long sequences): waking them costs more
-    TS_OMP(parallel for collapse(2) schedule(static) if ((double)R * H * c->max_T * D > 1e6))
-    for (int r = 0; r < R; r++) {
-        for (int h = 0; h < H; h++) {
-            int b = seq[r], n = pos[r] + 1, kvh = h / group;
-            const float *qh = c->q + (size_t)r * HD + h * D;
-            float *s = c->scores + ((size_t)r * H + h) * c->max_T;
-            float mx = -FLT_MAX;
-            for (int t = 0; t < n; t++) {
-                const float *kt = cache_at(c->k, c, l, b, t) + kvh * D;
-                float dot = 0;
-                for (int d = 0; d < D; d++) dot += qh[d] * kt[d];
-                s[t] = dot * scale;
-                if (s[t] > mx) mx = s[t];
-            }
-            float sum = 0;
-            for (int t = 0; t < n; t++) {
-                s[t] = expf(s[t] - mx);
-                sum += s[t];
-            }
-            float *oh = c->att_out + (size_t)r * HD + h * D;
-            for (int d = 0; d < D; d++) oh[d] = 0;
-            for (int t = 0; t < n; t++) {
-                const float *vt = cache_at(c->v, c, l, b, t) + kvh * D;
-                float p = s[t] / sum;
-                for (int d = 0; d < D; d++) oh[d] += p * vt[d];
-            }
-        }
+    if ((double)R * H * c->max_T * D > 1e6) { // threads only for a batch of long sequences: waking them costs more
+        TS_OMP(parallel for collapse(2) schedule(static))
+        for (int r = 0; r < R; r++)
+            for (int h = 0; h < H; h++) decode_head(m, c, l, r, h, h / group, seq[r], pos[r] + 1, scale);
+    } else {
+        for (int r = 0; r < R; r++)
+            for (int h = 0; h < H; h++) decode_head(m, c, l, r, h, h / group, seq[r], pos[r] + 1, scale);
     }
     matmul_forward(y, c->att_out, w->o_proj, NULL, R, HD, C);
 }
