@@ -107,14 +107,15 @@ static void pack_b(float *restrict bpack, const float *restrict B, size_t rs, si
                     for (int j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
                 }
             }
-        } else { /* columns of op(B) are contiguous: transpose while copying */
-            for (int j = 0; j < NR; j++) {
-                const float *src = B + (size_t)(j0 + j) * cs;
-                if (j < cols)
-                    for (int p = 0; p < kc; p++) dst[p * NR + j] = src[p];
-                else
-                    for (int p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
-            }
+        } else { /* columns of op(B) are contiguous: transpose while copying, 8 x 8 at a time */
+            const float *src = B + (size_t)j0 * cs;
+            int p = 0;
+            for (; p + 8 <= kc; p += 8)
+                for (int jj = 0; jj < NR; jj += 8)
+                    for (int j = jj; j < jj + 8; j++)
+                        for (int q = p; q < p + 8; q++) dst[q * NR + j] = j < cols ? src[j * cs + q] : 0.0f;
+            for (; p < kc; p++)
+                for (int j = 0; j < NR; j++) dst[p * NR + j] = j < cols ? src[j * cs + p] : 0.0f;
         }
     }
 }

@@ -7,6 +7,7 @@
 
 #include <math.h>
 
+#include "core/common.h"
 #include "core/ops.h"
 
 ts_adamw ts_adamw_defaults(void) {
@@ -15,6 +16,18 @@ ts_adamw ts_adamw_defaults(void) {
 }
 
 //! [adamw]
+/* Elements [lo, hi) of one tensor (decay wd; bias corrections bc1, bc2). */
+TS_VECTOR
+static void adamw_span(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long lo,
+                       long hi, const ts_adamw *cfg, float lr, float wd, float bc1, float bc2) {
+    for (long i = lo; i < hi; i++) {
+        m[i] = cfg->beta1 * m[i] + (1.0f - cfg->beta1) * g[i];
+        v[i] = cfg->beta2 * v[i] + (1.0f - cfg->beta2) * g[i] * g[i];
+        float m_hat = m[i] / bc1, v_hat = v[i] / bc2;
+        w[i] -= lr * (m_hat / (sqrtf(v_hat) + cfg->eps) + wd * w[i]);
+    }
+}
+
 void adamw_step(ts_params *p, const ts_adamw *cfg, float lr, long step) {
     // Bias corrections undo the zero initialisation of m and v (Adam, Kingma & Ba, alg. 1).
     float bc1 = (float)(1.0 - pow(cfg->beta1, (double)step));
@@ -27,16 +40,10 @@ void adamw_step(ts_params *p, const ts_adamw *cfg, float lr, long step) {
         // Decay is decoupled from the gradient (the "W" in AdamW), and skipped for
         // norm weights and biases, whose scale is not a capacity to be penalised.
         float wd = param->no_decay ? 0.0f : cfg->weight_decay;
-        float *w = p->data + param->offset, *g = p->grad + param->offset;
-        float *m = p->m + param->offset, *v = p->v + param->offset;
-        long n = (long)param->numel;
-        TS_OMP(for schedule(static) nowait)
-        for (long i = 0; i < n; i++) {
-            m[i] = cfg->beta1 * m[i] + (1.0f - cfg->beta1) * g[i];
-            v[i] = cfg->beta2 * v[i] + (1.0f - cfg->beta2) * g[i] * g[i];
-            float m_hat = m[i] / bc1, v_hat = v[i] / bc2;
-            w[i] -= lr * (m_hat / (sqrtf(v_hat) + cfg->eps) + wd * w[i]);
-        }
+        size_t o = param->offset;
+        int lo, hi; // this thread's share of the tensor
+        ts_thread_share((int)param->numel, &lo, &hi);
+        adamw_span(p->data + o, p->grad + o, p->m + o, p->v + o, lo, hi, cfg, lr, wd, bc1, bc2);
     }
 }
 //! [adamw]
