@@ -10,7 +10,6 @@
  */
 #include "model/gqa.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,14 +70,30 @@ static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
     return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
 }
 
+/* The G query heads of key/value head j in decode row r, against that head's n
+ * cached keys and values. The group's queries are adjacent in q, so they form
+ * a (G, D) matrix and each step is one G-row product: every cached key and
+ * value row is read once for the whole group, where MHA reads one per query
+ * head. (With G = 1 these are mha.c's one-row products: the same bits.) */
+static void decode_group(const ts_model *m, ts_kvcache *c, int l, int r, int j, int b, int n, float scale) {
+    int D = m->cfg.head_dim, H = m->cfg.num_attention_heads, G = H / m->cfg.num_key_value_heads, HD = H * D;
+    const float *Q = c->q + (size_t)r * HD + (size_t)j * G * D;          // (G, D)
+    const float *K = cache_at(c->k, c, l, b, 0) + j * D, *V = cache_at(c->v, c, l, b, 0) + j * D; // (n, D), rows kv_dim apart
+    float *S = c->scores + ((size_t)r * H + (size_t)j * G) * c->max_T;  // (G, n), rows max_T apart
+    ts_sgemm(0, 1, G, n, D, scale, Q, D, K, c->kv_dim, 0.0f, S, c->max_T); // S = scale · Q Kᵀ
+    for (int g = 0; g < G; g++) ts_softmax_row(S + (size_t)g * c->max_T, S + (size_t)g * c->max_T, n); // P = softmax(S)
+    ts_sgemm(0, 0, G, D, n, 1.0f, S, c->max_T, V, c->kv_dim, 0.0f, c->att_out + (size_t)r * HD + (size_t)j * G * D,
+             D); // out (G, D) = P V
+}
+
 //! [gqa-decode]
 void gqa_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, const int *seq, const int *pos, int R) {
     const ts_config *cfg = &m->cfg;
     const ts_mha_weights *w = &m->w.layers[l].attn;
     int C = cfg->hidden_size, H = cfg->num_attention_heads, Hkv = cfg->num_key_value_heads, D = cfg->head_dim;
-    int HD = H * D, KVD = c->kv_dim, G = H / Hkv;
+    int HD = H * D, KVD = c->kv_dim;
     matmul_forward(c->q, x, w->q_proj, NULL, R, C, HD);
-    matmul_forward(c->kn, x, w->k_proj, NULL, R, C, KVD);
+    matmul_forward(c->kn, x, w->k_proj, NULL, R, C, KVD); // Hkv heads only
     matmul_forward(c->vn, x, w->v_proj, NULL, R, C, KVD);
     rope_forward(c->q, pos, R, H, HD, D, D, m->rope_cos, m->rope_sin);
     rope_forward(c->kn, pos, R, Hkv, KVD, D, D, m->rope_cos, m->rope_sin);
@@ -86,44 +101,15 @@ void gqa_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
         memcpy(cache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
         memcpy(cache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
     }
-    // One pass over the cache per key/value head serves its whole group: each cached
-    // key and value row is read once for G query heads (the point of sharing them).
+    // each group of G new queries attends over positions 0..pos[r] of its sequence's key/value head
     float scale = 1.0f / sqrtf((float)D);
-    // threads only when there is enough to share (a batch of long sequences): waking them costs more
-    TS_OMP(parallel for collapse(2) schedule(static) if ((double)R * H * c->max_T * D > 1e6))
-    for (int r = 0; r < R; r++) {
-        for (int j = 0; j < Hkv; j++) {
-            int b = seq[r], n = pos[r] + 1;
-            const float *qg = c->q + (size_t)r * HD + (size_t)j * G * D; // the group's G queries, adjacent
-            float *sg = c->scores + ((size_t)r * H + (size_t)j * G) * c->max_T; // G rows of max_T scores
-            float mx[G], sum[G];
-            for (int g = 0; g < G; g++) mx[g] = -FLT_MAX, sum[g] = 0;
-            for (int t = 0; t < n; t++) {
-                const float *kt = cache_at(c->k, c, l, b, t) + j * D;
-                for (int g = 0; g < G; g++) {
-                    float dot = 0;
-                    for (int d = 0; d < D; d++) dot += qg[g * D + d] * kt[d];
-                    float s = dot * scale;
-                    sg[(size_t)g * c->max_T + t] = s;
-                    if (s > mx[g]) mx[g] = s;
-                }
-            }
-            for (int g = 0; g < G; g++)
-                for (int t = 0; t < n; t++) {
-                    float *s = sg + (size_t)g * c->max_T + t;
-                    *s = expf(*s - mx[g]);
-                    sum[g] += *s;
-                }
-            float *og = c->att_out + (size_t)r * HD + (size_t)j * G * D;
-            for (int i = 0; i < G * D; i++) og[i] = 0;
-            for (int t = 0; t < n; t++) {
-                const float *vt = cache_at(c->v, c, l, b, t) + j * D;
-                for (int g = 0; g < G; g++) {
-                    float p = sg[(size_t)g * c->max_T + t] / sum[g];
-                    for (int d = 0; d < D; d++) og[g * D + d] += p * vt[d];
-                }
-            }
-        }
+    if ((double)R * H * c->max_T * D > 1e6) { // threads only for a batch of long sequences (as mha_decode)
+        TS_OMP(parallel for collapse(2) schedule(static))
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < Hkv; j++) decode_group(m, c, l, r, j, seq[r], pos[r] + 1, scale);
+    } else {
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < Hkv; j++) decode_group(m, c, l, r, j, seq[r], pos[r] + 1, scale);
     }
     matmul_forward(y, c->att_out, w->o_proj, NULL, R, HD, C);
 }
