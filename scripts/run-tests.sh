@@ -7,7 +7,11 @@ passed=0; failed=0; bad=()
 for build in "$@"; do
   export TS_CLI="$PWD/$build/tinyseek"   # suites that drive the command find it here
   export TS_SRC="$PWD"
-  echo "== $build"
+  # The release build with BLAS runs OpenBLAS's kernels here even where ts_sgemm
+  # would prefer the project's C loops (an AVX-512 CPU with OPENBLAS_CORETYPE=Haswell):
+  # the -noblas build tests those, so both backends get tested. ASan keeps the C loops.
+  if [[ $build == */release ]]; then export TS_MATMUL=openblas; else unset TS_MATMUL; fi
+  echo "== $build${TS_MATMUL:+ (TS_MATMUL=$TS_MATMUL)}"
   for t in "$build"/tests/test_*; do
     [[ -x "$t" ]] || continue
     name=$(basename "$t")

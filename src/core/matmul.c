@@ -31,6 +31,8 @@
  */
 #include "core/ops.h"
 
+#include "core/common.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -163,13 +165,8 @@ typedef struct {
     size_t a_rs, a_cs, b_rs, b_cs;
     float *C;
     int ldc;
+    int trans_a, trans_b, lda, ldb; /* as the caller gave them (for the reference fallback) */
 } gemm_job;
-
-/* Items [lo, hi) of n that thread tid of nth takes: contiguous, fixed shares. */
-static void share(int n, int tid, int nth, int *lo, int *hi) {
-    *lo = (int)((long)n * tid / nth);
-    *hi = (int)((long)n * (tid + 1) / nth);
-}
 
 /* Row panels [ip_lo, ip_hi) of C, all columns, by one thread with its own
  * packing buffer bpack (see alloc_bpack()). Threads share nothing but A and B, so
@@ -250,6 +247,22 @@ static inline __attribute__((always_inline)) void dot4(float *out, const float *
     }
 }
 
+/* Row panels [lo, hi) of the product, with a packing buffer of their own. Out
+ * of memory for it, the reference loops compute those rows instead: still the
+ * right answer, slowly. */
+static void row_panels(const gemm_job *g, int lo, int hi) {
+    if (lo >= hi) return;
+    float *bpack = alloc_bpack(g);
+    if (bpack) {
+        sgemm_panels(g, lo, hi, bpack);
+        free(bpack);
+        return;
+    }
+    int i0 = lo * MR, rows = (hi * MR < g->M ? hi * MR : g->M) - i0;
+    ts_sgemm_ref(g->trans_a, g->trans_b, rows, g->N, g->K, g->alpha, g->A + i0 * g->a_rs, g->lda, g->B, g->ldb,
+                 g->beta, g->C + (size_t)i0 * g->ldc, g->ldc);
+}
+
 /* Columns [j_lo, j_hi) of a product with M <= SMALL_M rows (a decode step: one
  * row per sequence). Packing op(B) would cost as much as using it M times, so
  * B is read where it lies: with B transposed (a linear layer's weight), each
@@ -300,7 +313,7 @@ void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
     gemm_job g = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B,
                   .a_rs = trans_a ? 1 : (size_t)lda, .a_cs = trans_a ? (size_t)lda : 1,
                   .b_rs = trans_b ? 1 : (size_t)ldb, .b_cs = trans_b ? (size_t)ldb : 1,
-                  .C = C, .ldc = ldc};
+                  .C = C, .ldc = ldc, .trans_a = trans_a, .trans_b = trans_b, .lda = lda, .ldb = ldb};
     /* Threads only pay off for big products, and a product called from inside
      * a parallel region (attention's heads) stays on its calling thread. */
     int threaded = 0;
@@ -314,35 +327,23 @@ void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
         }
         TS_OMP(parallel)
         {
-#ifdef _OPENMP
             int lo, hi; /* blocks of 16 columns */
-            share((N + 15) / 16, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            ts_thread_share((N + 15) / 16, &lo, &hi);
             small_m_cols(&g, 16 * lo, 16 * hi < N ? 16 * hi : N);
-#endif
         }
         return;
     }
-    int m_panels = (M + MR - 1) / MR, failed = 0;
+    int m_panels = (M + MR - 1) / MR;
     if (threaded && m_panels > 1) {
-        TS_OMP(parallel reduction(| : failed))
+        TS_OMP(parallel)
         {
-#ifdef _OPENMP
             int lo, hi;
-            share(m_panels, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-            float *bpack = lo < hi ? alloc_bpack(&g) : NULL;
-            if (bpack) sgemm_panels(&g, lo, hi, bpack);
-            else failed = lo < hi;
-            free(bpack);
-#endif
+            ts_thread_share(m_panels, &lo, &hi);
+            row_panels(&g, lo, hi);
         }
     } else {
-        float *bpack = alloc_bpack(&g);
-        if (bpack) sgemm_panels(&g, 0, m_panels, bpack);
-        else failed = 1;
-        free(bpack);
+        row_panels(&g, 0, m_panels);
     }
-    /* out of memory for a packing buffer: still give the right answer, slowly */
-    if (failed) ts_sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ------------------------------------------------------------------ */
