@@ -11,7 +11,9 @@
 # machine has two cores) run side by side. Decode speed is measured one model
 # at a time, on one thread. Writes OUTDIR/NAME/ (checkpoint, metrics.csv,
 # train.log, decode.csv) for NAME in mha gqa-kv4 gqa-kv2 mqa, and the table
-# OUTDIR/summary.csv + OUTDIR/summary.txt.
+# OUTDIR/summary.csv + OUTDIR/summary.txt; and OUTDIR/pooled-kvN/, the MHA model
+# converted to N key/value heads by mean-pooling, with OUTDIR/pooled.csv, the
+# held-out loss of each before any further training.
 set -euo pipefail
 ts=${1:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS}
 out=${2:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS}
@@ -49,6 +51,17 @@ for name in "${names[@]}"; do
     { echo "ch03-runs: bench-decode $name failed:" >&2; cat "$out/$name/decode.log" >&2; exit 1; }
 done
 
+# ---- mean-pooling the trained MHA model into fewer key/value heads (GQA paper) ----
+# No further training: the held-out loss right after `tinyseek convert-gqa`,
+# next to the MHA model's own on the same windows (tinyseek eval).
+ev=(--data runs/ch01/data --seq 128 --batch 4 --batches 8 --threads 1 --csv "$out/pooled.csv")
+rm -f "$out/pooled.csv"
+"$ts" eval --model "$out/mha" "${ev[@]}" --label "mha" >/dev/null
+for kv in 4 2 1; do
+  "$ts" convert-gqa --model "$out/mha" --kv-heads "$kv" --out "$out/pooled-kv$kv" >/dev/null
+  "$ts" eval --model "$out/pooled-kv$kv" "${ev[@]}" --label "pooled-kv$kv" >/dev/null
+done
+
 # ---- the table --------------------------------------------------------------------
 {
   echo "attention,kv_heads,params,final_val_loss,kv_bytes_per_token,decode_tps_ctx64,decode_tps_ctx1024"
@@ -66,4 +79,8 @@ done
   echo "Chapter 3: $steps steps of 8 x 128 tokens each, same data and seeds, one thread each;"
   echo "KV cache in fp32 bytes per token (all 4 layers); decode tokens/s for a batch of 4 on one thread"
   column -s, -t <"$out/summary.csv"
+  echo
+  echo "The trained MHA model with its key/value heads mean-pooled (tinyseek convert-gqa), not trained further:"
+  echo "held-out loss on the same 32 windows of 128 tokens (tinyseek eval)"
+  awk -F, 'NR > 1 { printf "%-12s %s\n", $1, $4 }' "$out/pooled.csv"
 } | tee "$out/summary.txt"

@@ -70,13 +70,16 @@ static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
     return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
 }
 
+//! [gqa-decode]
 /* The G query heads of key/value head j in decode row r, against that head's n
  * cached keys and values (rows kv_dim floats apart). The group's queries are
  * adjacent in q, so they form a (G, D) matrix, and each step is one product of
- * G rows where MHA makes G one-row products: every cached key and value row is
- * fetched once for the whole group, and ts_sgemm() can reuse it for several
- * queries while it is in registers. The arithmetic is the same as MHA's; the
- * memory read per step shrinks G-fold. (With G = 1 these are mha.c's one-row
+ * G rows where MHA makes G products of one row. The arithmetic is MHA's; what
+ * changes is how often a cached row is fetched: once per group instead of once
+ * per query head. How much of that ts_sgemm() turns into speed depends on its
+ * kernels: up to 4 rows it reads the row again for each query (from the core's
+ * cache, after the first), from 5 rows on it packs the queries and reuses every
+ * key and value it loads from registers. (With G = 1 these are mha.c's one-row
  * products: the same bits.) */
 static void decode_group(const ts_model *m, ts_kvcache *c, int l, int r, int j, int b, int n, float scale) {
     int D = m->cfg.head_dim, H = m->cfg.num_attention_heads, G = H / m->cfg.num_key_value_heads, HD = H * D;
@@ -89,7 +92,6 @@ static void decode_group(const ts_model *m, ts_kvcache *c, int l, int r, int j, 
              D); // out (G, D) = P V
 }
 
-//! [gqa-decode]
 void gqa_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, const int *seq, const int *pos, int R) {
     const ts_config *cfg = &m->cfg;
     const ts_mha_weights *w = &m->w.layers[l].attn;
