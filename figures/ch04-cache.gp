@@ -15,7 +15,7 @@ set title "KV cache per token against held-out loss (chapter 4)"
 set xlabel "KV cache per token (bytes, fp32, all layers; log scale)"
 set ylabel "final held-out cross-entropy (nats per token)"
 set logscale x 2
-set xrange [512:8192]
+set xrange [256:8192]
 set offsets 0, 0, 0.01, 0.01
 set grid lc rgb "#dddddd"
 set key off

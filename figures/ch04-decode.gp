@@ -5,7 +5,8 @@
 # allocates per token.
 #
 # input: runs/ch04/decode-mha.csv
-# input: runs/ch04/decode-gqa.csv
+# input: runs/ch04/decode-gqa4.csv
+# input: runs/ch04/decode-gqa2.csv
 # input: runs/ch04/decode-mqa.csv
 # input: runs/ch04/decode-mla-naive.csv
 # input: runs/ch04/decode-mla-absorbed.csv
@@ -27,7 +28,8 @@ set xtics nomirror
 set ytics nomirror
 set yrange [0:*]
 plot "runs/ch04/decode-mha.csv" skip 1 using 1:3 with linespoints pt 7 ps 0.6 lw 2 lc rgb "#636363" title label("mha", "MHA"), \
-     "runs/ch04/decode-gqa.csv" skip 1 using 1:3 with linespoints pt 5 ps 0.6 lw 2 lc rgb "#1b9e77" title label("gqa", "GQA"), \
+     "runs/ch04/decode-gqa4.csv" skip 1 using 1:3 with linespoints pt 5 ps 0.6 lw 2 lc rgb "#1b9e77" title label("gqa4", "GQA, 4 kv heads"), \
+     "runs/ch04/decode-gqa2.csv" skip 1 using 1:3 with linespoints pt 4 ps 0.6 lw 1.5 dt 2 lc rgb "#1b9e77" title label("gqa2", "GQA, 2 kv heads"), \
      "runs/ch04/decode-mqa.csv" skip 1 using 1:3 with linespoints pt 9 ps 0.6 lw 2 lc rgb "#7570b3" title label("mqa", "MQA"), \
      "runs/ch04/decode-mla-naive.csv" skip 1 using 1:3 with linespoints pt 12 ps 0.7 lw 2 dt 2 lc rgb "#d95f02" title label("mla-naive", "MLA naive"), \
      "runs/ch04/decode-mla-absorbed.csv" skip 1 using 1:3 with linespoints pt 13 ps 0.8 lw 2 lc rgb "#d95f02" title label("mla-absorbed", "MLA absorbed")

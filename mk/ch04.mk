@@ -6,7 +6,7 @@
 # summary.csv/.txt) and draws figures/ch04-*.png. CH04_STEPS=N for longer runs.
 CHAPTERS += ch4
 CH04 := runs/ch04
-CH04_STEPS ?= 300
+CH04_STEPS ?= 250
 
 .PHONY: ch4
 ch4: $(CLI_BIN)

@@ -8,10 +8,12 @@
 #
 #   scripts/ch04-runs.sh TINYSEEK OUTDIR STEPS
 #
-#   mha   configs/ch02-dense.json: 4 heads of 32, 4 key/value heads
-#   gqa   configs/ch03-gqa.json if it exists, else that model with 2 key/value heads
-#   mqa   configs/ch03-mqa.json if it exists, else that model with 1 key/value head
-#   mla   configs/ch04-mla.json: 4 heads, q_lora_rank 64, kv_lora_rank 64, rope 16
+#   mha   configs/ch03-mha.json: 8 heads of 16, 8 key/value heads (chapter 3's)
+#   gqa4  configs/ch03-gqa-kv4.json: 4 key/value heads, FFN widened to the same parameters
+#   gqa2  configs/ch03-gqa-kv2.json: 2 key/value heads
+#   mqa   configs/ch03-mqa.json: 1 key/value head
+#   mla   configs/ch04-mla.json: 8 heads, q_lora_rank 96, kv_lora_rank 64 = 4 d_h,
+#         qk_rope_head_dim 8 = d_h/2 (DeepSeek-V2's ratios), the same parameters
 #
 # Every config gets max_position_embeddings 1088 (it only sizes the RoPE table)
 # so that decoding can run to a context of 1024. Writes OUTDIR/NAME/ (checkpoint,
@@ -29,21 +31,14 @@ train_seq=64
 
 # ---- configs ------------------------------------------------------------------
 long() { sed -E 's/"max_position_embeddings": *[0-9]+/"max_position_embeddings": 1088/' "$1"; }
-long configs/ch02-dense.json >"$out/configs/mha.json"
 long configs/ch04-mla.json >"$out/configs/mla.json"
-for kind in gqa:2 mqa:1; do
-  name=${kind%%:*} kv=${kind##*:}
-  if [[ -f configs/ch03-$name.json ]]; then
-    long "configs/ch03-$name.json" >"$out/configs/$name.json"
-    echo "configs/ch03-$name.json" >"$out/configs/$name.source"
-  else   # chapter 3's configs not there: the MHA model with fewer key/value heads
-    long configs/ch02-dense.json | sed -E "s/\"num_key_value_heads\": *[0-9]+/\"num_key_value_heads\": $kv/" \
-      >"$out/configs/$name.json"
-    echo "configs/ch02-dense.json with $kv key/value heads" >"$out/configs/$name.source"
-  fi
-done
-echo "configs/ch02-dense.json" >"$out/configs/mha.source"
 echo "configs/ch04-mla.json" >"$out/configs/mla.source"
+for kind in mha:ch03-mha gqa4:ch03-gqa-kv4 gqa2:ch03-gqa-kv2 mqa:ch03-mqa; do
+  name=${kind%%:*} file=configs/${kind##*:}.json
+  [[ -f $file ]] || { echo "ch04-runs: $file is missing (chapter 3's configs)" >&2; exit 2; }
+  long "$file" >"$out/configs/$name.json"
+  echo "$file" >"$out/configs/$name.source"
+done
 
 # ---- training: same data, steps and seeds --------------------------------------
 common=(--data runs/ch01/data --tokenizer runs/ch01/tokenizer.json --steps "$steps" --batch 8 --seq $train_seq
@@ -57,9 +52,29 @@ run() {   # run NAME: one training run, its output in OUTDIR/NAME.log
 run mha & a=$!
 run mla & b=$!
 wait $a; wait $b
-run gqa & a=$!
-run mqa & b=$!
+run gqa4 & a=$!
+run gqa2 & b=$!
 wait $a; wait $b
+run mqa & a=$!   # beside the context-extension evaluations below (one core each)
+
+# ---- context extension: trained at 64 tokens, evaluated longer ---------------
+# rope: the plain frequencies; yarn: DeepSeek-V3's rope_scaling (beta_fast 32,
+# beta_slow 1, mscale = mscale_all_dim = 1) with the factor YaRN prescribes for
+# a context L', s = L'/L (1 at the training context, where YaRN changes
+# nothing); yarn-short: the same with the ramp's ends moved for a 64-token
+# context (beta_fast 1, beta_slow 0.1: pairs that turn at least once in 64
+# tokens keep their frequency, those that turn less than a tenth are slowed).
+rm -f "$out/yarn.csv"
+for seq in 64 128 256 512 1024; do
+  ev=(--model "$out/mla" --data runs/ch01/data --seq "$seq" --batch 4 --batches 4 --threads 1 --csv "$out/yarn.csv")
+  s=$((seq / train_seq))
+  "$ts" eval "${ev[@]}" --label rope >/dev/null
+  "$ts" eval "${ev[@]}" --label yarn --yarn-factor $s --yarn-original $train_seq >/dev/null
+  "$ts" eval "${ev[@]}" --label yarn-short --yarn-factor $s --yarn-original $train_seq \
+    --yarn-beta-fast 1 --yarn-beta-slow 0.1 >/dev/null
+done
+
+wait $a
 
 # ---- decode speed against context, and the cache actually allocated ----------
 bench() {   # bench NAME MODEL [bench-decode flags]
@@ -68,29 +83,14 @@ bench() {   # bench NAME MODEL [bench-decode flags]
     --out "$out/decode-$name.csv" "$@" >"$out/decode-$name.log" 2>&1 ||
     { echo "ch04-runs: bench-decode $name failed:" >&2; cat "$out/decode-$name.log" >&2; return 1; }
 }
-for name in mha gqa mqa; do bench "$name" "$name"; done
+for name in mha gqa4 gqa2 mqa; do bench "$name" "$name"; done
 bench mla-naive mla --mla-cache naive
 bench mla-absorbed mla --mla-cache absorbed
-
-# ---- context extension: trained at 64 tokens, evaluated longer ---------------
-# rope: the plain frequencies; yarn: DeepSeek-V3's rope_scaling (beta 32/1,
-# mscale = mscale_all_dim = 1: interpolation and softmax temperature) with the
-# factor YaRN prescribes for a context L', s = L'/L (1 at the training context,
-# where YaRN changes nothing); yarn-interp: the interpolation alone (mscale 0, 0).
-rm -f "$out/yarn.csv"
-for seq in 64 128 256 512 1024; do
-  ev=(--model "$out/mla" --data runs/ch01/data --seq "$seq" --batch 4 --batches 4 --threads 1 --csv "$out/yarn.csv")
-  s=$((seq / train_seq))
-  "$ts" eval "${ev[@]}" --label rope >/dev/null
-  "$ts" eval "${ev[@]}" --label yarn --yarn-factor $s --yarn-original $train_seq >/dev/null
-  "$ts" eval "${ev[@]}" --label yarn-interp --yarn-factor $s --yarn-original $train_seq \
-    --yarn-mscale 0 --yarn-mscale-all-dim 0 >/dev/null
-done
 
 # ---- the table -------------------------------------------------------------------
 {
   echo "attention,config,params,kv_bytes_per_token,final_val_loss,decode_tps_ctx64,decode_tps_ctx1024"
-  for name in mha gqa mqa mla-naive mla-absorbed; do
+  for name in mha gqa4 gqa2 mqa mla-naive mla-absorbed; do
     model=${name%%-*}
     params=$("$ts" info "$out/configs/$model.json" | sed -n 's/^parameters *\([0-9]*\) total.*/\1/p')
     val=$(sed -n 's/.*held-out loss \([0-9.]*\).*/\1/p' "$out/$model.log")
@@ -106,7 +106,7 @@ done
   echo
   echo "Held-out loss of the MLA model (trained at $train_seq tokens) at longer contexts"
   awk -F, 'NR > 1 { v[$2 "," $1] = $4; if (!($2 in s)) { s[$2] = 1; seqs[++n] = $2 } }
-    END { printf "%-8s %10s %10s %12s\n", "context", "rope", "yarn", "yarn-interp"
-          for (i = 1; i <= n; i++) printf "%-8s %10s %10s %12s\n", seqs[i], v[seqs[i] ",rope"], v[seqs[i] ",yarn"], v[seqs[i] ",yarn-interp"] }' \
+    END { printf "%-8s %10s %10s %12s\n", "context", "rope", "yarn", "yarn-short"
+          for (i = 1; i <= n; i++) printf "%-8s %10s %10s %12s\n", seqs[i], v[seqs[i] ",rope"], v[seqs[i] ",yarn"], v[seqs[i] ",yarn-short"] }' \
     "$out/yarn.csv"
 } | tee "$out/summary.txt"

@@ -275,9 +275,13 @@ static size_t allocated_per_token(const ts_config *c, ts_kv_mode mode) {
 
 static void cache_size_is_the_formula(void **state) {
     (void)state;
-    ts_config mla, mha;
+    /* the chapter's MLA model and chapter 3's models at the same parameter count */
+    ts_config mla, mha, gqa4, gqa2, mqa;
     load_repo_config(&mla, "configs/ch04-mla.json");
-    load_repo_config(&mha, "configs/ch02-dense.json");
+    load_repo_config(&mha, "configs/ch03-mha.json");
+    load_repo_config(&gqa4, "configs/ch03-gqa-kv4.json");
+    load_repo_config(&gqa2, "configs/ch03-gqa-kv2.json");
+    load_repo_config(&mqa, "configs/ch03-mqa.json");
     assert_int_equal(mla.arch, TS_ARCH_DEEPSEEK_V3);
     size_t L = (size_t)mla.num_hidden_layers, f = sizeof(float);
     size_t absorbed = allocated_per_token(&mla, TS_KV_ABSORBED);
@@ -286,16 +290,19 @@ static void cache_size_is_the_formula(void **state) {
     assert_int_equal(absorbed, (size_t)(mla.kv_lora_rank + mla.qk_rope_head_dim) * L * f);
     assert_int_equal(naive, (size_t)mla.num_attention_heads *
                                 (mla.qk_nope_head_dim + mla.qk_rope_head_dim + mla.v_head_dim) * L * f);
-    /* MHA: 2·n_h·d_h·l; GQA with half as many key/value heads: 2·n_g·d_h·l */
-    size_t mha_bytes = allocated_per_token(&mha, TS_KV_ABSORBED);
-    assert_int_equal(mha_bytes, 2 * (size_t)mha.num_attention_heads * mha.head_dim * mha.num_hidden_layers * f);
-    ts_config gqa = mha;
-    gqa.num_key_value_heads = mha.num_attention_heads / 2;
-    size_t gqa_bytes = allocated_per_token(&gqa, TS_KV_ABSORBED);
-    printf("kv cache per token (bytes, fp32): MHA %zu, GQA (%d kv heads) %zu, MLA naive %zu, MLA absorbed %zu\n",
-           mha_bytes, gqa.num_key_value_heads, gqa_bytes, naive, absorbed);
-    assert_true(absorbed < gqa_bytes);
-    assert_true(absorbed < mha_bytes);
+    /* MHA 2·n_h·d_h·l, GQA 2·n_g·d_h·l */
+    size_t bytes[4];
+    const ts_config *other[4] = {&mha, &gqa4, &gqa2, &mqa};
+    for (int i = 0; i < 4; i++) {
+        bytes[i] = allocated_per_token(other[i], TS_KV_ABSORBED);
+        assert_int_equal(bytes[i], 2 * (size_t)other[i]->num_key_value_heads * other[i]->head_dim *
+                                       other[i]->num_hidden_layers * f);
+    }
+    printf("kv cache per token (bytes, fp32): MHA %zu, GQA-4 %zu, GQA-2 %zu, MQA %zu, MLA naive %zu, MLA absorbed %zu\n",
+           bytes[0], bytes[1], bytes[2], bytes[3], naive, absorbed);
+    /* smaller than MHA's and than GQA with 4 groups (as DeepSeek-V2: like GQA with 2.25 groups) */
+    assert_true(absorbed < bytes[0]);
+    assert_true(absorbed < bytes[1]);
     assert_true(absorbed < naive);
 }
 

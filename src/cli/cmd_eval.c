@@ -24,7 +24,7 @@
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *data = NULL, *csv = NULL, *label = NULL;
     int seq = 0, batch = 4, batches = 8, threads = 0, original = 0;
-    float factor = 0, mscale = 1.0f, mscale_all_dim = 1.0f;
+    float factor = 0, mscale = 1.0f, mscale_all_dim = 1.0f, beta_fast = 32.0f, beta_slow = 1.0f;
     cli_opt opts[] = {
         {"model", OPT_STR, &model_dir, "checkpoint folder (config.json, model.safetensors, tokenizer.json)", 1, 0},
         {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses pretrain_test.txt)", 1, 0},
@@ -33,6 +33,8 @@ int cmd_eval(int argc, char **argv) {
         {"batches", OPT_INT, &batches, "forwards (windows evenly spaced over the held-out text)", 1, 100000},
         {"yarn-factor", OPT_FLOAT, &factor, "switch YaRN on with this factor s (rope_scaling.factor; 0 = off)", 0, 1e6},
         {"yarn-original", OPT_INT, &original, "rope_scaling.original_max_position_embeddings (the training context)", 0, 1 << 30},
+        {"yarn-beta-fast", OPT_FLOAT, &beta_fast, "rope_scaling.beta_fast: pairs turning more often over the original context keep their frequency", 0, 1e6},
+        {"yarn-beta-slow", OPT_FLOAT, &beta_slow, "rope_scaling.beta_slow: pairs turning less often are slowed by the full factor", 0, 1e6},
         {"yarn-mscale", OPT_FLOAT, &mscale, "rope_scaling.mscale", 0, 100},
         {"yarn-mscale-all-dim", OPT_FLOAT, &mscale_all_dim, "rope_scaling.mscale_all_dim (0: no softmax temperature)", 0, 100},
         {"csv", OPT_STR, &csv, "append a row label,seq,yarn_factor,loss to this CSV file (header if new)", 1, 0},
@@ -57,8 +59,8 @@ int cmd_eval(int argc, char **argv) {
         cfg.has_yarn = 1;
         cfg.yarn.factor = factor;
         cfg.yarn.original_max_position = original;
-        cfg.yarn.beta_fast = 32.0f;
-        cfg.yarn.beta_slow = 1.0f;
+        cfg.yarn.beta_fast = beta_fast;
+        cfg.yarn.beta_slow = beta_slow;
         cfg.yarn.mscale = mscale;
         cfg.yarn.mscale_all_dim = mscale_all_dim;
     }
@@ -104,7 +106,8 @@ int cmd_eval(int argc, char **argv) {
     const char *name = label ? label : factor > 0 ? "yarn" : "rope";
     printf("eval: %s, %d windows of %d tokens, %s", model_dir, batch * batches, seq, name);
     if (factor > 0)
-        printf(" (factor %g, original %d, mscale %g, mscale_all_dim %g)", factor, original, mscale, mscale_all_dim);
+        printf(" (factor %g, original %d, beta %g/%g, mscale %g, mscale_all_dim %g)", factor, original, beta_fast, beta_slow,
+               mscale, mscale_all_dim);
     printf(": held-out loss %.4f%s\n", loss, extended ? " (RoPE table extended past max_position_embeddings)" : "");
     if (csv) {
         FILE *f = fopen(csv, "a");
