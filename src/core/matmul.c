@@ -103,7 +103,7 @@ static void pack_b(float *restrict bpack, const float *restrict B, size_t rs, si
             for (int p = 0; p < kc; p++) {
                 const float *src = B + p * rs + j0;
                 if (cols == NR) {
-                    memcpy(dst + p * NR, src, NR * sizeof(float));
+                    for (int j = 0; j < NR; j++) dst[p * NR + j] = src[j]; /* two 64-byte moves */
                 } else {
                     for (int j = 0; j < cols; j++) dst[p * NR + j] = src[j];
                     for (int j = cols; j < NR; j++) dst[p * NR + j] = 0.0f;
