@@ -234,7 +234,7 @@ void moe_forward(float *y, ts_moe_acts *a, const float *x, const ts_moe_weights 
                 a->rows[r] = i / K; // the token
                 a->slot_row[i] = r++;
             }
-    TS_OMP(parallel for schedule(static))
+    TS_OMP(parallel for schedule(static) if ((double)NK * C > 65536)) // threads only for a batch: a decode step is too small
     for (int r = 0; r < NK; r++) memcpy(a->xin + (size_t)r * C, x + (size_t)a->rows[r] * C, C * sizeof(float));
     // one MLP per expert over all of its tokens at once
     for (int e = 0; e < E; e++) {
@@ -245,7 +245,7 @@ void moe_forward(float *y, ts_moe_acts *a, const float *x, const ts_moe_weights 
         mlp_forward(a->eout + off * C, &ea, a->xin + off * C, &w->experts[e], n, C, Fe);
     }
     // combine: y_t += Σ_k g_k · expert_k(x_t), slots in order
-    TS_OMP(parallel for schedule(static))
+    TS_OMP(parallel for schedule(static) if ((double)NK * C > 65536))
     for (int t = 0; t < N; t++)
         for (int k = 0; k < K; k++) {
             float g = a->topk_w[t * K + k];
