@@ -158,18 +158,18 @@ static ts_status expert_log_open(expert_log *x, const ts_model *m, const ts_trai
     x->E = m->cfg.n_routed_experts;
     if (!o->expert_load_path || x->n_moe == 0) return TS_OK;
     int ncol = 3 + x->n_moe * x->E;
-    char *names = malloc((size_t)ncol * 24);
+    char *names = malloc((size_t)ncol * 32);
     const char **cols = malloc((size_t)ncol * sizeof *cols);
     x->counts = malloc((size_t)x->n_moe * x->E * sizeof(int));
     x->row = malloc((size_t)ncol * sizeof(double));
     ts_status st = TS_OK;
     if (!names || !cols || !x->counts || !x->row) st = ts_fail(TS_ERR_NOMEM, "pretrain: out of memory for the expert load log");
     for (int i = 0; i < ncol && !st; i++) {
-        cols[i] = names + (size_t)i * 24;
-        if (i < 3) strcpy(names + (size_t)i * 24, (const char *[]){"step", "max_load", "min_load"}[i]);
+        cols[i] = names + (size_t)i * 32;
+        if (i < 3) strcpy(names + (size_t)i * 32, (const char *[]){"step", "max_load", "min_load"}[i]);
     }
     for (int l = 0, j = 3; l < m->cfg.num_hidden_layers && !st; l++)
-        for (int e = 0; e < x->E && ts_moe_is_layer(&m->cfg, l); e++) snprintf(names + (size_t)j++ * 24, 24, "l%d_e%d", l, e);
+        for (int e = 0; e < x->E && ts_moe_is_layer(&m->cfg, l); e++) snprintf(names + (size_t)j++ * 32, 32, "l%d_e%d", l, e);
     if (!st && o->resume) st = ts_metrics_truncate_after(o->expert_load_path, start_step);
     if (!st) st = ts_metrics_open(&x->csv, o->expert_load_path, cols, ncol, o->resume);
     x->open = st == TS_OK;
