@@ -8,7 +8,7 @@
  *   - dump.safetensors, all F32:
  *       tokens, targets (B,T)          the batch (ids stored as floats, exact below 2^24)
  *       logits (B*T,V), loss (1)       the forward
- *       grad.<param> for every param   the backward (before clipping)
+ *       grad.NAME for every param NAME the backward (before clipping)
  *       decode.logits (T-P+1, V)       sequence 0: prefill of its first P = T/2 tokens,
  *                                      then T-P teacher-forced KV-cache decode steps
  *       decode_naive.logits            the same with MLA's naive (per-head) cache; the
@@ -16,7 +16,7 @@
  *       adamw.loss, adamw.grad_norm (S)  S optimizer steps on the same batch
  *                                      (forward, backward, clip, AdamW; loss before each step)
  *       adamw.final_loss (1)           the loss after the S steps
- *       final.<param>                  the weights after the S steps
+ *       final.NAME                     the weights after the S steps
  *     and the optimizer settings as string metadata.
  *
  * The AdamW steps use ε = 1e-3 by default, not the training default 1e-8.
