@@ -196,50 +196,35 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
              rmsnorm_rows(out, rstd, inp, weight, lo, hi, C, in_stride, out_stride, eps));
 }
 
-/* Rows [lo, hi) of dinp in rmsnorm_backward(). */
-TS_VECTOR
-static void rmsnorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,
-                                  const float *rstd, int lo, int hi, int C, int in_stride, int out_stride) {
-    for (int n = lo; n < hi; n++) {
-        const float *x = inp + (size_t)n * in_stride;
-        const float *dy = dout + (size_t)n * out_stride;
-        float *dx = dinp + (size_t)n * in_stride;
-        float r = rstd[n], dot = 0.0f; // dot = Σ_j dy_j·w_j·x_j
-        float lane[16] = {0.0f};
-        int c = 0;
-        for (; c + 16 <= C; c += 16)
-            for (int l = 0; l < 16; l++) lane[l] += dy[c + l] * weight[c + l] * x[c + l];
-        for (int w = 8; w >= 1; w /= 2)
-            for (int l = 0; l < w; l++) lane[l] += lane[l + w];
-        dot = lane[0];
-        for (; c < C; c++) dot += dy[c] * weight[c] * x[c];
-        float k = r * r * r * dot / (float)C;
-        for (c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
-    }
-}
-
-/* dw_c += Σ_n dy_c·x_c·r, rows in order (a sum over rows, on one thread). */
-TS_VECTOR
-static void rmsnorm_backward_weight(float *dweight, const float *dout, const float *inp, const float *rstd, int N,
-                                    int C, int in_stride, int out_stride) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * in_stride;
-        const float *dy = dout + (size_t)n * out_stride;
-        float r = rstd[n];
-        for (int c = 0; c < C; c++) dweight[c] += dy[c] * x[c] * r;
-    }
-}
-
+/* The backward is written out in one function, row by row: it is chapter 2's
+ * worked example (and its exercise), and it only runs in training, where a
+ * plain OpenMP loop over rows costs nothing measurable. */
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                       const float *weight, const float *rstd,
                       int N, int C, int in_stride, int out_stride) {
     // forward: y_c = x_c · r · w_c,  r = (Σ_j x_j²/C + eps)^(−1/2),  ∂r/∂x_c = −r³·x_c/C
     //   dx_c += r·w_c·dy_c − (r³/C)·x_c·Σ_j dy_j·w_j·x_j
-    if (dinp)
-        TS_SPLIT(N, (double)N * C > TS_PAR_MIN, lo, hi,
-                 rmsnorm_backward_rows(dinp, dout, inp, weight, rstd, lo, hi, C, in_stride, out_stride));
-    //   dw_c += Σ_n dy_c·x_c·r
-    if (dweight) rmsnorm_backward_weight(dweight, dout, inp, rstd, N, C, in_stride, out_stride);
+    if (dinp) {
+        TS_OMP(parallel for schedule(static) if ((double)N * C > 65536.0))
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * in_stride;
+            const float *dy = dout + (size_t)n * out_stride;
+            float *dx = dinp + (size_t)n * in_stride;
+            float r = rstd[n], dot = 0.0f;
+            for (int c = 0; c < C; c++) dot += dy[c] * weight[c] * x[c];
+            float k = r * r * r * dot / (float)C;
+            for (int c = 0; c < C; c++) dx[c] += r * weight[c] * dy[c] - k * x[c];
+        }
+    }
+    //   dw_c += Σ_n dy_c·x_c·r   (rows in order, on one thread: a fixed-order sum)
+    if (dweight) {
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * in_stride;
+            const float *dy = dout + (size_t)n * out_stride;
+            float r = rstd[n];
+            for (int c = 0; c < C; c++) dweight[c] += dy[c] * x[c] * r;
+        }
+    }
 }
 //! [rmsnorm]
 
