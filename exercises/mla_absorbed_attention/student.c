@@ -33,6 +33,9 @@
  * builds the library with this file in place of the library's function and
  * checks the absorbed decode against the naive forward at every position.
  */
+#include <math.h>
+#include <string.h>
+
 #include "model/model.h"
 
 void mla_absorbed_attention(const ts_model *m, const ts_kvcache *c, int l, const float *q, float *ctx, float *qcat,
