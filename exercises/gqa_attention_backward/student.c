@@ -23,7 +23,7 @@
  *    no two threads may ever add into the same dk/dv row at the same time,
  *    and the result must be the same bits for 1 and 2 threads
  *    (test core_gqa_backward_same_bits_any_threads). Each thread needs its own
- *    T·T block of scratch: scratch + thread_id()·T·T.
+ *    T·T block of scratch: scratch + attention_thread_id()·T·T.
  *
  *     make exercise EX=gqa_attention_backward
  * builds the library with this file in place of the library's function and
@@ -36,30 +36,10 @@
 
 #include "core/ops.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Element (b,t,h,0) of a (B,T,H,D) tensor. */
-static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
-    return (((size_t)b * T + t) * H + h) * D;
-}
-
-/* Put this line right before a `for (b ...) for (...)` nest to spread it over threads. */
-#if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
-#define TS_OMP_HEADS
-#else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
-#endif
-
-/* 0 .. threads-1 inside a parallel loop, 0 outside. */
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+/* bthd(b,t,h,T,H,D): offset of element (b,t,h,0) of a (B,T,H,D) tensor;
+ * TS_OMP_HEADS: put it right before a `for (b ...) for (...)` nest to spread it
+ * over threads; attention_thread_id(): 0 .. threads-1 inside that loop. */
+#include "core/attention_util.h"
 
 /* Backward of ONE query head against its key/value head, for one sequence:
  * q/dq/dout point at element (b,0,h,0) of their (B,T,H,·) tensors, k/v/dk/dv
@@ -78,5 +58,5 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
     /* TODO: your code here. */
     (void)dq; (void)dk; (void)dv; (void)scratch; (void)dout; (void)att; (void)q; (void)k; (void)v;
     (void)B; (void)T; (void)H; (void)Hkv; (void)Dqk; (void)Dv; (void)scale;
-    (void)bthd; (void)thread_id; (void)head_backward;
+    (void)bthd; (void)attention_thread_id; (void)head_backward;
 }

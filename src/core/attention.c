@@ -33,39 +33,7 @@
 
 #include <math.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Element (b,t,h,0) of a (B,T,H,D) tensor. */
-static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
-    return (((size_t)b * T + t) * H + h) * D;
-}
-
-/* ------------------------------------------------------------------ */
-/* Fast path: each head as matrix products and a softmax               */
-/* ------------------------------------------------------------------ */
-
-/* The (b,h) loops below spread the heads over OpenMP threads; each head's
- * products then run single-threaded inside the region. The project's own sgemm
- * is written for that, and so is the OpenMP build of OpenBLAS that the Makefile
- * links (it sees it is inside a parallel region and stays on its thread). Only
- * the pthread build of OpenBLAS would set its own thread pool against OpenMP's,
- * so with it the heads run one after another and OpenBLAS threads each product.
- * Small batches (a prompt's prefill) run on the calling thread. */
-#if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
-#define TS_OMP_HEADS
-#else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
-#endif
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+#include "core/attention_util.h"
 
 /* Queries are taken in blocks of this many rows: a block's rows see keys
  * 0..(its last row) only, so the products skip the keys after the block,
@@ -163,7 +131,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
         for (int h = 0; h < H; h++) {
             size_t qk0 = bthd(b, 0, h, T, H, Dqk), v0 = bthd(b, 0, h, T, H, Dv);
             attention_head_backward(dq ? dq + qk0 : NULL, dk ? dk + qk0 : NULL, dv ? dv + v0 : NULL,
-                                    scratch + (size_t)thread_id() * T * T, dout + v0,
+                                    scratch + (size_t)attention_thread_id() * T * T, dout + v0,
                                     att + ((size_t)b * H + h) * T * T, q + qk0, k + qk0, v + v0, T, Dqk, Dv,
                                     H * Dqk, H * Dqk, H * Dv, H * Dv, scale);
         }

@@ -34,30 +34,7 @@
 
 #include "core/ops.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-/* Element (b,t,h,0) of a (B,T,H,D) tensor. */
-static inline size_t bthd(int b, int t, int h, int T, int H, int D) {
-    return (((size_t)b * T + t) * H + h) * D;
-}
-
-/* As in attention.c: threads over heads, except with the pthread build of
- * OpenBLAS, which threads each product itself. */
-#if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
-#define TS_OMP_HEADS
-#else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
-#endif
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+#include "core/attention_util.h"
 
 /* One query head against its key/value head: attention.c's head functions,
  * with query rows H·D floats apart and key/value rows Hkv·D apart. */
@@ -106,7 +83,7 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
                 int h = j * G + g;
                 size_t q0 = bthd(b, 0, h, T, H, Dqk), o0 = bthd(b, 0, h, T, H, Dv);
                 head_backward(dq ? dq + q0 : NULL, dk ? dk + k0 : NULL, dv ? dv + v0 : NULL,
-                              scratch + (size_t)thread_id() * T * T, dout + o0,
+                              scratch + (size_t)attention_thread_id() * T * T, dout + o0,
                               att + ((size_t)b * H + h) * T * T, q + q0, k + k0, v + v0, T, H, Hkv,
                               Dqk, Dv, scale);
             }
