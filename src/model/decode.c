@@ -90,11 +90,6 @@ void ts_kvcache_free(ts_kvcache *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Where layer l, sequence b, position t lives in the cache. */
-static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
-    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
-}
-
 ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens, int n, float *logits) {
     const ts_config *cfg = &m->cfg;
     if (b < 0 || b >= c->B) return ts_fail(TS_ERR_RANGE, "prefill: sequence %d outside the cache's %d", b, c->B);
@@ -111,8 +106,8 @@ ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens,
         mla_prefill(m, c, b, n); // chapter 4: the latent (absorbed) or per-head keys and values (naive)
     } else {
         for (int l = 0; l < c->L; l++) {
-            memcpy(cache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
-            memcpy(cache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
+            memcpy(ts_kvcache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
+            memcpy(ts_kvcache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
         }
     }
     c->len[b] = n;

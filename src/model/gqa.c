@@ -65,11 +65,6 @@ void gqa_backward(ts_model *m, int l, const float *dy, int B, int T) {
 }
 //! [gqa-backward]
 
-/* Where layer l, sequence b, position t lives in the cache. */
-static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
-    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
-}
-
 //! [gqa-decode]
 /* The G query heads of key/value head j in decode row r, against that head's n
  * cached keys and values (rows kv_dim floats apart). The group's queries are
@@ -84,7 +79,7 @@ static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
 static void decode_group(const ts_model *m, ts_kvcache *c, int l, int r, int j, int b, int n, float scale) {
     int D = m->cfg.head_dim, H = m->cfg.num_attention_heads, G = H / m->cfg.num_key_value_heads, HD = H * D;
     const float *Q = c->q + (size_t)r * HD + (size_t)j * G * D;         // (G, D)
-    const float *K = cache_at(c->k, c, l, b, 0) + j * D, *V = cache_at(c->v, c, l, b, 0) + j * D; // (n, D) each
+    const float *K = ts_kvcache_at(c->k, c, l, b, 0) + j * D, *V = ts_kvcache_at(c->v, c, l, b, 0) + j * D; // (n, D) each
     float *S = c->scores + ((size_t)r * H + (size_t)j * G) * c->max_T;  // (G, n), rows max_T apart
     ts_sgemm(0, 1, G, n, D, scale, Q, D, K, c->kv_dim, 0.0f, S, c->max_T); // S = scale · Q Kᵀ
     for (int g = 0; g < G; g++) ts_softmax_row(S + (size_t)g * c->max_T, S + (size_t)g * c->max_T, n); // P = softmax(S)
@@ -103,8 +98,8 @@ void gqa_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
     rope_forward(c->q, pos, R, H, HD, D, D, m->rope_cos, m->rope_sin);
     rope_forward(c->kn, pos, R, Hkv, KVD, D, D, m->rope_cos, m->rope_sin);
     for (int r = 0; r < R; r++) { // append this token's Hkv keys and values to its sequence's cache
-        memcpy(cache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
-        memcpy(cache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
+        memcpy(ts_kvcache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
+        memcpy(ts_kvcache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
     }
     // each group of G new queries attends over positions 0..pos[r] of its sequence's key/value head
     float scale = 1.0f / sqrtf((float)D);

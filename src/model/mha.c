@@ -72,11 +72,6 @@ void mha_backward(ts_model *m, int l, const float *dy, int B, int T) {
 }
 //! [mha-backward]
 
-/* Where layer l, sequence b, position t lives in the cache. */
-static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
-    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
-}
-
 //! [kv-decode]
 /* Query head h of decode row r against key/value head kvh of sequence b, whose
  * first n positions are cached: the cached keys and values of one head are rows
@@ -84,7 +79,7 @@ static float *cache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
 static void decode_head(const ts_model *m, ts_kvcache *c, int l, int r, int h, int kvh, int b, int n, float scale) {
     int D = m->cfg.head_dim, HD = m->cfg.num_attention_heads * D;
     const float *qh = c->q + (size_t)r * HD + h * D;
-    const float *K = cache_at(c->k, c, l, b, 0) + kvh * D, *V = cache_at(c->v, c, l, b, 0) + kvh * D;
+    const float *K = ts_kvcache_at(c->k, c, l, b, 0) + kvh * D, *V = ts_kvcache_at(c->v, c, l, b, 0) + kvh * D;
     float *s = c->scores + ((size_t)r * m->cfg.num_attention_heads + h) * c->max_T;
     ts_sgemm(0, 1, 1, n, D, scale, qh, D, K, c->kv_dim, 0.0f, s, n); // s (n) = scale · K qᵀ
     ts_softmax_row(s, s, n);                                         // p = softmax(s)
@@ -102,8 +97,8 @@ void mha_decode(ts_model *m, ts_kvcache *c, int l, const float *x, float *y, con
     rope_forward(c->q, pos, R, H, HD, D, D, m->rope_cos, m->rope_sin);
     rope_forward(c->kn, pos, R, Hkv, KVD, D, D, m->rope_cos, m->rope_sin);
     for (int r = 0; r < R; r++) { // append this token's key and value to its sequence's cache
-        memcpy(cache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
-        memcpy(cache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
+        memcpy(ts_kvcache_at(c->k, c, l, seq[r], pos[r]), c->kn + (size_t)r * KVD, KVD * sizeof(float));
+        memcpy(ts_kvcache_at(c->v, c, l, seq[r], pos[r]), c->vn + (size_t)r * KVD, KVD * sizeof(float));
     }
     // each new query attends over positions 0..pos[r] of its own sequence
     float scale = 1.0f / sqrtf((float)D);

@@ -185,6 +185,11 @@ typedef struct ts_kvcache {
     ts_arena moe_arena; /**< holds moe */
 } ts_kvcache;
 
+/** @brief Where layer @p l, sequence @p b, position @p t lives in a (L,B,max_T,kv_dim) buffer (c->k or c->v). */
+static inline float *ts_kvcache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
+    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
+}
+
 /** @brief Allocate a cache for B sequences of up to max_T tokens (an MLA model's is absorbed). */
 ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T);
 
