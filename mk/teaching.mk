@@ -11,6 +11,7 @@
 #                       (GDB_BATCH=1: scripted, prints a transcript)
 #   make exercise EX=x  the library with exercises/x/student.c, then its tests
 #   make exercise-check every exercise: the stub fails its tests, the solution passes
+#   make solution EX=x  prints exercise x's solution (the library's own function)
 #   make check-infra    the tools above fail when they must (scripts/check-infra.sh)
 #
 # Adding a chapter: create mk/chNN.mk with
@@ -29,7 +30,7 @@ TS := ./$(CLI_BIN)
 DEBUG_BUILD := build/debug$(if $(filter 0,$(BLAS)),-noblas)
 
 .PHONY: book book-md book-check docs figures notebooks gdb gdb-prep exercise exercise-build \
-        exercise-check check-infra chapters-list teaching-help
+        exercise-check solution check-infra chapters-list teaching-help
 
 # ---- book.md -----------------------------------------------------------------
 book-md:
@@ -115,6 +116,12 @@ exercise:
 exercise-check:
 	@bash scripts/exercise-check.sh $(EXERCISES)
 
+# The solution is the library's own function, which the book never prints (the
+# chapters give its equations and declaration): printed from EX_SOURCE by name.
+solution:
+	@if [ -z "$(EX)" ]; then echo "solution: which one? e.g. make solution EX=bpe_apply_merge (exercises: $(notdir $(patsubst %/,%,$(dir $(wildcard exercises/*/exercise.mk)))))" >&2; exit 2; fi
+	@$(PY3) scripts/exercise-solution.py --print $(EX_SOURCE) $(EX_FUNCTION)
+
 .PHONY: print-exercise-build
 print-exercise-build:
 	@echo $(DEBUG_BUILD)
@@ -177,4 +184,4 @@ check-infra:
 	@bash scripts/check-infra.sh
 
 teaching-help:
-	@sed -n '3,14p' mk/teaching.mk | sed 's/^# \{0,1\}//'
+	@sed -n '3,15p' mk/teaching.mk | sed 's/^# \{0,1\}//'

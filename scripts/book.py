@@ -11,10 +11,20 @@ What it does, in filename order over DIR/*.md:
     contents linking to an anchor placed before the chapter;
   * replaces every line of the exact form `\\snippet PATH NAME` (outside fenced
     code blocks) with a fenced code block holding the lines between the two
-    lines of PATH that contain `//! [NAME]` (the marker lines excluded, other
-    markers nested inside dropped, common indentation removed), captioned with
-    the file and line range and linked to the file. This is the same directive
-    Doxygen reads, so a chapter renders both here and in `make docs`;
+    marker lines of PATH for NAME (the marker lines excluded, other markers
+    nested inside dropped, blank lines at either end and common indentation
+    removed), captioned with the file and line range and linked to the file.
+    A marker line contains `//! [NAME]`, or is exactly `// [NAME]`: headers
+    use the second form, since Doxygen would take a `//!` line there for the
+    documentation of the next declaration. This is the same directive Doxygen
+    reads, so a chapter renders both here and in `make docs`;
+  * replaces every line of the exact form `\\includedoc PATH` (Doxygen's
+    directive too) with the Markdown text of PATH, for tables that a script
+    generates (figures/ch04-absorption.md);
+  * refuses a snippet that prints the body of an exercise's function (the
+    EX_FUNCTION of EX_SOURCE in exercises/*/exercise.mk): a chapter gives the
+    equations and the function's declaration, `make solution EX=NAME` the
+    solution;
   * rewrites relative links and images (`](../figures/x.svg)`) so they still
     resolve from the folder book.md is written to, and warns (without failing)
     about a relative link whose target does not exist.
@@ -31,15 +41,17 @@ import sys
 import tempfile
 
 SNIPPET_RE = re.compile(r"^\\snippet[ \t]+(\S+)[ \t]+(\S+)[ \t]*$")
+INCLUDEDOC_RE = re.compile(r"^\\includedoc[ \t]+(\S+)[ \t]*$")
 FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 TITLE_RE = re.compile(r"^# +(.+?)[ \t]*#*[ \t]*$")
 # Markdown links/images with a relative target: ](target) or ](target "title")
 LINK_RE = re.compile(r"(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
 IMG_SRC_RE = re.compile(r"(<img\b[^>]*?\bsrc=\")([^\"]+)(\")")
-MARKER_ANY_RE = re.compile(r"^\s*//!\s*\[[^\]]+\]\s*$")
+MARKER_ANY_RE = re.compile(r"^\s*//!?\s*\[[^\]]+\]\s*$")
 
 LANGS = {".c": "c", ".h": "c", ".cu": "cuda", ".py": "python", ".sh": "bash",
-         ".mk": "make", ".json": "json", ".gp": "gnuplot", ".md": "markdown"}
+         ".mk": "make", ".json": "json", ".gp": "gnuplot", ".md": "markdown", ".dot": "dot",
+         ".txt": "text"}
 
 
 class BookError(Exception):
@@ -69,9 +81,11 @@ def extract_snippet(root, path, name, where):
     if text and text[-1] == "":
         text.pop()
     marker = f"//! [{name}]"
-    hits = [i for i, line in enumerate(text) if marker in line]
+    plain = f"// [{name}]"        # the header form (see the module's docstring)
+    hits = [i for i, line in enumerate(text) if marker in line or line.strip() == plain]
     if not hits:
-        raise BookError(f"{where}: \\snippet {path} {name}: no line in {path} contains '{marker}'")
+        raise BookError(f"{where}: \\snippet {path} {name}: no line in {path} contains '{marker}' "
+                        f"(or is exactly '{plain}')")
     if len(hits) == 1:
         raise BookError(f"{where}: \\snippet {path} {name}: marker '{marker}' opened at {path}:{hits[0] + 1} "
                         f"is never closed")
@@ -86,7 +100,67 @@ def extract_snippet(root, path, name, where):
                         f"{hits[1] + 1} enclose no code")
     # Drop other regions' marker lines nested inside this one (they are noise to a reader).
     body = [l for l in body if not MARKER_ANY_RE.match(l)]
+    # Blank lines at either end (a header's marker kept a line away from a declaration).
+    while body and not body[0].strip():
+        body.pop(0)
+        start += 1
+    while body and not body[-1].strip():
+        body.pop()
+        end -= 1
     return start + 1, end + 1, [l.rstrip() for l in dedent(body)]
+
+
+def load_exercise_solution_module(root):
+    """scripts/exercise-solution.py, which finds a function's definition in a C file."""
+    import importlib.util
+    path = os.path.join(root, "scripts", "exercise-solution.py")
+    spec = importlib.util.spec_from_file_location("exercise_solution", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def exercise_bodies(root):
+    """{source path: [(exercise, function, first, last)]}: for every exercises/NAME/exercise.mk, the
+    lines (1-based, inclusive) of the body of EX_FUNCTION in EX_SOURCE, which no chapter may print."""
+    home = os.path.join(root, "exercises")
+    if not os.path.isdir(home):
+        return {}
+    found = {}
+    finder = None
+    for ex in sorted(os.listdir(home)):
+        mk = os.path.join(home, ex, "exercise.mk")
+        if not os.path.isfile(mk):
+            continue
+        with open(mk, encoding="utf-8") as f:
+            text = f.read()
+        src = re.search(r"^EX_SOURCE\s*:?=\s*(\S+)", text, re.M)
+        fn = re.search(r"^EX_FUNCTION\s*:?=\s*(\S+)", text, re.M)
+        where = os.path.relpath(mk, root)
+        if not src or not fn:
+            raise BookError(f"{where}: expected EX_SOURCE := FILE and EX_FUNCTION := NAME lines")
+        src, fn = src.group(1), fn.group(1)
+        full = os.path.join(root, src)
+        if not os.path.isfile(full):
+            raise BookError(f"{where}: EX_SOURCE {src}: no such file")
+        with open(full, encoding="utf-8") as f:
+            code = f.read()
+        finder = finder or load_exercise_solution_module(root)
+        try:
+            a, b = finder.find_definition(code, fn, src)
+        except SystemExit as e:
+            raise BookError(f"{where}: {e}")
+        clean = finder.blank_comments_and_strings(code)
+        m = re.search(r"\b%s\s*\(" % re.escape(fn), clean[a:b])
+        brace = clean.find("{", a + m.end())
+        first_line = code.count("\n", 0, a) + 1
+        open_line = code.count("\n", 0, brace) + 1
+        close_line = code.count("\n", 0, b - 1) + 1
+        lo, hi = open_line + 1, close_line - 1
+        if lo > hi:                     # a body on one line: all of the definition is the solution
+            lo, hi = first_line, close_line
+        found.setdefault(os.path.normpath(src), []).append((ex, fn, lo, hi))
+    return found
 
 
 WARNINGS = []
@@ -109,8 +183,8 @@ def rewrite_link(target, chapter_dir, out_dir, root, where=None):
     return rel.replace(os.sep, "/") + hash_ + frag
 
 
-def render_chapter(chapter_path, display, root, out_dir):
-    """Return (title, markdown) for one chapter."""
+def render_chapter(chapter_path, display, root, out_dir, solutions=None):
+    """Return (title, markdown) for one chapter. solutions: exercise_bodies(root)."""
     with open(chapter_path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
@@ -140,6 +214,12 @@ def render_chapter(chapter_path, display, root, out_dir):
         if s:
             path, name = s.group(1), s.group(2)
             first, last, body = extract_snippet(root, path, name, where)
+            for ex, fn, lo, hi in (solutions or {}).get(os.path.normpath(path), []):
+                if first <= hi and lo <= last:
+                    raise BookError(f"{where}: \\snippet {path} {name} (lines {first}–{last}) prints the body of "
+                                    f"{fn}() (lines {lo}–{hi}), the solution of exercise {ex}: quote its "
+                                    f"declaration from the header instead and give the equations in the text "
+                                    f"(make solution EX={ex} prints the solution)")
             lang = LANGS.get(os.path.splitext(path)[1], "c")
             ticks = "```"
             while any(l.startswith(ticks) for l in body):
@@ -151,9 +231,13 @@ def render_chapter(chapter_path, display, root, out_dir):
             out.extend(body)
             out.append(ticks)
             continue
-        if line.lstrip().startswith("\\snippet"):
+        inc = INCLUDEDOC_RE.match(line)
+        if inc:
+            out.extend(include_doc(root, inc.group(1), where, chapter_dir, out_dir))
+            continue
+        if line.lstrip().startswith(("\\snippet", "\\includedoc")):
             raise BookError(f"{where}: malformed directive '{line.strip()}' "
-                            f"(expected exactly: \\snippet PATH NAME)")
+                            f"(expected exactly: \\snippet PATH NAME or \\includedoc PATH)")
         line = LINK_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root, where)
                            + mm.group(3), line)
         line = IMG_SRC_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), chapter_dir, out_dir, root, where)
@@ -166,6 +250,21 @@ def render_chapter(chapter_path, display, root, out_dir):
     return title, "\n".join(out)
 
 
+def include_doc(root, path, where, chapter_dir, out_dir):
+    """The lines of a Markdown file for \\includedoc, relative links made relative to the output file.
+    Doxygen resolves PATH in EXAMPLE_PATH (the repository root), so do we."""
+    full = os.path.join(root, path)
+    if not os.path.isfile(full):
+        raise BookError(f"{where}: \\includedoc {path}: no such file {path}")
+    with open(full, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    base = os.path.dirname(full)
+    return [LINK_RE.sub(lambda mm: mm.group(1) + rewrite_link(mm.group(2), base, out_dir, root, where)
+                        + mm.group(3), l) for l in lines]
+
+
 def build(chapters_dir, root, out_path):
     """Return the whole book as a string."""
     if not os.path.isdir(chapters_dir):
@@ -174,10 +273,11 @@ def build(chapters_dir, root, out_path):
     out_dir = os.path.dirname(os.path.abspath(out_path))
     parts = []
     toc = []
+    solutions = exercise_bodies(root)
     for f in files:
         path = os.path.join(chapters_dir, f)
         display = os.path.relpath(path, root) if not os.path.relpath(path, root).startswith("..") else path
-        title, text = render_chapter(path, display, root, out_dir)
+        title, text = render_chapter(path, display, root, out_dir, solutions)
         anchor = anchor_for(f)
         toc.append(f"{len(toc) + 1}. [{title}](#{anchor})")
         parts.append(f'<a id="{anchor}"></a>\n\n{text}\n')

@@ -4,7 +4,9 @@
 #
 #   book      make book-check passes on the checkout's copy, and fails on a
 #             snippet naming a missing marker, a missing file, a marker that is
-#             never closed, and on a chapter edited without make book-md
+#             never closed, a snippet that prints an exercise's solution, an
+#             \includedoc of a missing file, and on a chapter edited without
+#             make book-md; a header's `// [name]` marker and \includedoc work
 #   docs      make docs passes on a small documented tree, and fails when a
 #             header gains an undocumented function or struct field, or a
 #             chapter names a missing snippet
@@ -51,8 +53,9 @@ expect_pass() {
 check_book() {
   local c=$tmp/book
   mkdir -p "$c"
-  # the pieces make book-check reads: the Makefile (it includes mk/), the generator, chapters, sources
-  cp -r Makefile mk scripts chapters src book.md "$c"/
+  # the pieces make book-check reads: the Makefile (it includes mk/), the generator, chapters,
+  # sources, the exercises (whose functions no snippet may print) and the figures (\includedoc)
+  cp -r Makefile mk scripts chapters src exercises figures book.md "$c"/
   expect_pass "book: make book-check on the current chapters" make_q -C "$c" book-check
   mkdir -p "$c/src/probe"
   cat >"$c/src/probe/probe.c" <<'EOF'
@@ -76,6 +79,26 @@ EOF
   expect_fail "book: snippet naming a missing file" "chapters/99-probe.md:3: .*no such file src/probe/nope.c" make_q -C "$c" book-check
   printf '# Probe\n\n\\snippet src/probe/probe.c probe-open\n' >"$ch"
   expect_fail "book: marker opened and never closed" "chapters/99-probe.md:3: .*probe-open.*never closed" make_q -C "$c" book-md
+  # an exercise's solution: a snippet covering the body of an EX_FUNCTION fails
+  mkdir -p "$c/exercises/probe_ex"
+  printf 'EX_SOURCE   := src/probe/probe.c\nEX_FUNCTION := probe\nEX_TESTS    := test_probe\n' \
+    >"$c/exercises/probe_ex/exercise.mk"
+  printf '# Probe\n\n\\snippet src/probe/probe.c probe-ok\n' >"$ch"
+  expect_fail "book: a snippet that prints an exercise's solution" \
+    "chapters/99-probe.md:3: .*prints the body of probe\(\).*solution of exercise probe_ex" make_q -C "$c" book-md
+  rm -r "$c/exercises/probe_ex"
+  # a header's declaration, between two `// [name]` lines, and a generated table
+  printf '#ifndef PROBE_H\n#define PROBE_H\n// [probe-sig]\n/** @brief A probe. */\nint probe(void);\n\n// [probe-sig]\n#endif\n' \
+    >"$c/src/probe/probe.h"
+  printf '| a | b |\n|---|---|\n| 1 | 2 |\n' >"$c/figures/probe-table.md"
+  printf '# Probe\n\n\\snippet src/probe/probe.h probe-sig\n\n\\includedoc figures/probe-table.md\n' >"$ch"
+  expect_pass "book: a header snippet and an \\includedoc" make_q -C "$c" book-md
+  grep -q 'src/probe/probe.h, lines 4–5' "$c/book.md" && grep -qx '| 1 | 2 |' "$c/book.md" \
+    && ok "book: the header's declaration (lines 4–5) and the included table are in book.md" \
+    || bad "book: header snippet 'src/probe/probe.h, lines 4–5' or the included table missing from book.md"
+  printf '# Probe\n\n\\includedoc figures/no-such.md\n' >"$ch"
+  expect_fail "book: \\includedoc of a missing file" "chapters/99-probe.md:3: .*includedoc figures/no-such.md: no such file" \
+    make_q -C "$c" book-md
 }
 
 check_docs() {

@@ -3,10 +3,15 @@
 
     scripts/exercise-solution.py SOURCE FUNCTION STUDENT > solved.c
 
+    scripts/exercise-solution.py --print SOURCE FUNCTION
+
 Prints STUDENT with the definition of FUNCTION replaced by the one found in
 SOURCE (signature and body, as written there). `make exercise-check` uses it
 to prove that an exercise's tests pass with the real code (and fail with the
-stub). Exit 1, with one line naming the file, if a definition is not found.
+stub). With --print, prints only that definition (signature and body),
+headed by the file and line range: `make solution EX=NAME` shows an
+exercise's solution this way, since the book never prints it. Exit 1, with
+one line naming the file, if a definition is not found.
 Standard library only.
 """
 import re
@@ -100,9 +105,28 @@ def find_definition(src, name, path):
     sys.exit(f"exercise-solution: {path}: no definition of {name}() found")
 
 
+MARKER_RE = re.compile(r"^\s*//!?\s*\[[^\]]+\]\s*$")
+
+
+def print_definition(source, name):
+    """The definition of name in source, headed by where it is; book markers dropped."""
+    with open(source, encoding="utf-8") as f:
+        lib = f.read()
+    a, b = find_definition(lib, name, source)
+    first = lib.count("\n", 0, a) + 1
+    last = lib.count("\n", 0, b) + 1
+    lines = [l for l in lib[a:b].split("\n") if not MARKER_RE.match(l)]
+    sys.stdout.write(f"/* {source}, lines {first}-{last}: the library's own {name}() */\n")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--print":
+        print_definition(sys.argv[2], sys.argv[3])
+        return
     if len(sys.argv) != 4:
-        sys.exit("usage: exercise-solution.py SOURCE FUNCTION STUDENT")
+        sys.exit("usage: exercise-solution.py SOURCE FUNCTION STUDENT\n"
+                 "       exercise-solution.py --print SOURCE FUNCTION")
     source, name, student = sys.argv[1:]
     with open(source, encoding="utf-8") as f:
         lib = f.read()

@@ -26,6 +26,7 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
 /** @brief Reference loops for gqa_attention_forward(). */
 void gqa_attention_forward_ref(float *out, float *att, const float *q, const float *k, const float *v,
                                int B, int T, int H, int Hkv, int Dqk, int Dv, float scale);
+// [gqa-attention-backward-signature]
 /**
  * @brief Backward of gqa_attention_forward(); accumulates (+=) into dq (B,T,H,Dqk),
  * dk (B,T,Hkv,Dqk) and dv (B,T,Hkv,Dv); any of them may be NULL.
@@ -36,6 +37,7 @@ void gqa_attention_forward_ref(float *out, float *att, const float *q, const flo
 void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                             const float *att, const float *q, const float *k, const float *v,
                             int B, int T, int H, int Hkv, int Dqk, int Dv, float scale);
+// [gqa-attention-backward-signature]
 /** @brief Reference loops for gqa_attention_backward() (single-threaded: scratch needs T*T floats). */
 void gqa_attention_backward_ref(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                 const float *att, const float *q, const float *k, const float *v,

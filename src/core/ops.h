@@ -129,6 +129,7 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
 /* RMSNorm                                                             */
 /* ------------------------------------------------------------------ */
 
+// [rmsnorm-signature]
 /**
  * @brief out = inp / rms(inp) * weight, rms = sqrt(mean(inp²) + eps).
  * out (N,C), rstd (N) saved 1/rms for the backward, inp (N,C), weight (C).
@@ -142,6 +143,7 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
                       const float *weight, const float *rstd,
                       int N, int C, int in_stride, int out_stride);
 
+// [rmsnorm-signature]
 /* ------------------------------------------------------------------ */
 /* Rotary position embedding (adjacent-pair layout, as DeepSeek)      */
 /* ------------------------------------------------------------------ */

@@ -107,6 +107,7 @@ const unsigned char *bpe_token_bytes(const bpe_tokenizer *tok, int id, size_t *l
  */
 size_t bpe_next_chunk(const unsigned char *s, size_t end, size_t pos);
 
+// [bpe-apply-merge-signature]
 /**
  * @brief Replace every occurrence of the pair (left, right) in ids[0..n), left
  * to right and without overlap, by new_id. Works in place.
@@ -114,6 +115,7 @@ size_t bpe_next_chunk(const unsigned char *s, size_t end, size_t pos);
  */
 int bpe_apply_merge(int *ids, int n, int left, int right, int new_id);
 
+// [bpe-apply-merge-signature]
 /**
  * @brief Learn merges on @p text until the tokenizer has @p vocab_size tokens
  * (special tokens included) or no pair occurs at least twice.

@@ -108,6 +108,7 @@ void mla_kvcache_free(struct ts_kvcache *c);
 /** @brief After a prefill forward of @p n tokens, copy each layer's cache entries for sequence @p b. */
 void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
 
+// [mla-absorbed-signature]
 /**
  * @brief Absorbed attention of layer l for R decode rows, over the latent cache.
  *
@@ -128,6 +129,7 @@ void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
 void mla_absorbed_attention(const struct ts_model *m, const struct ts_kvcache *c, int l, const float *q, float *ctx,
                             float *qcat, float *scores, float *olat, const int *seq, const int *pos, int R);
 
+// [mla-absorbed-signature]
 /**
  * @brief Decode step of layer l for R rows (one new token each): x (R,C) is the
  * normed input, rows belong to sequences seq[r] at positions pos[r]; appends

@@ -93,6 +93,7 @@ void moe_carve_acts(ts_moe_acts *a, ts_arena *ar, const ts_config *c, int B, int
 /** @brief Carve the backward scratch for N tokens. */
 void moe_carve_scratch(ts_moe_scratch *s, ts_arena *ar, const ts_config *c, int N);
 
+// [moe-route-signature]
 /**
  * @brief Route one token: choose K experts and their weights.
  * @param idx    (K) chosen experts, best biased score first (ties: lower index)
@@ -105,6 +106,7 @@ void moe_carve_scratch(ts_moe_scratch *s, ts_arena *ar, const ts_config *c, int 
  */
 void moe_route_token(int *idx, float *weight, const float *s, const float *bias, const ts_config *c, float *work);
 
+// [moe-route-signature]
 /**
  * @brief y (N,C) = shared(x) + Σ_chosen g·expert(x) for x (B·T, C); fills @p a.
  * Tokens are dispatched by expert: each expert's tokens are gathered and run
