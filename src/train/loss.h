@@ -50,6 +50,8 @@ typedef struct {
  * @param targets      (N) next tokens in 0..V−1, or TS_IGNORE
  * @param weights      (N) per-token weights, or NULL
  * @param normalizer   Z > 0, or 0 for the number of counted rows
+ * @param N            rows (tokens)
+ * @param V            vocabulary size
  * @return TS_OK; TS_ERR_RANGE for a target outside the vocabulary or a weight
  *         that is not finite; TS_ERR_ARG for a negative or non-finite
  *         normaliser; TS_ERR_NOMEM. Nothing is written on failure.
