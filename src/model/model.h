@@ -166,8 +166,9 @@ ts_status ts_model_forward_logits(ts_model *m, const int *tokens, int B, int T);
  * respect to the hidden state m->hidden is @p d_hidden (N,C); either may be NULL
  * (none). The MoE balance loss is the model's own: its gradient joins with
  * weight @p aux_weight (1 = L includes m->aux_loss as chapter 5 trains; 0 = it
- * does not). N = B·T of the last forward. Fails, changing nothing, on a frozen
- * model or before any forward.
+ * does not; finite and ≥ 0). N = B·T of the last forward, whose activations it
+ * reads: another forward of this model in between would replace them. Fails,
+ * changing nothing, on a frozen model, before any forward or for a bad aux_weight.
  */
 ts_status ts_model_backward_from(ts_model *m, const float *d_logits, const float *d_hidden, float aux_weight);
 
