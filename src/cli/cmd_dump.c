@@ -9,6 +9,11 @@
  *       tokens, targets (B,T)          the batch (ids stored as floats, exact below 2^24)
  *       logits (B*T,V), loss (1)       the forward
  *       grad.NAME for every param NAME the backward (before clipping)
+ *       hidden (B*T,C)                 the last hidden state (before the final norm)
+ *       open.weights (B*T), open.hidden_coef (B*T,C), open.loss (1), open.grad.NAME
+ *                                      the open path (src/train/loss.h,
+ *                                      ts_model_backward_from()): gradients of
+ *                                      Σ w·ce / counted + Σ hidden_coef ⊙ hidden + aux/2
  *       decode.logits (T-P+1, V)       sequence 0: prefill of its first P = T/2 tokens,
  *                                      then T-P teacher-forced KV-cache decode steps
  *       decode_naive.logits            the same with MLA's naive (per-head) cache; the
@@ -39,6 +44,7 @@
 #include "core/optim.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "train/loss.h"
 
 /* A growing list of tensors to write; names and data are owned copies. */
 typedef struct {
@@ -106,6 +112,46 @@ static void perturb(ts_params *p, int idx) {
     float *g = p->grad + t->offset, big = 0.0f;
     for (size_t i = 0; i < t->numel; i++) big = fabsf(g[i]) > big ? fabsf(g[i]) : big;
     g[0] += 0.01f * (big > 0.0f ? big : 1.0f);
+}
+
+/* The open path: per-token weighted cross-entropy (weights in [0.5, 1.5)) plus a
+ * loss on the hidden state, L_h = Σ r ⊙ hidden (r ~ 0.05·N(0,1)), plus half the MoE
+ * balance loss, through ts_model_forward_logits(), ts_loss_crossentropy() and
+ * ts_model_backward_from(m, d_logits, r, 0.5). Returns the CLI status. */
+static int dump_open(dump_list *d, ts_model *m, const int *tokens, const int *targets, int B, int T, ts_rng *rng,
+                     int pidx) {
+    int N = B * T, C = m->cfg.hidden_size, V = m->cfg.vocab_size, rc = 0;
+    float *w = malloc((size_t)N * sizeof(float)), *r = malloc((size_t)N * C * sizeof(float));
+    float *d_logits = calloc((size_t)N * V, sizeof(float));
+    if (!w || !r || !d_logits) {
+        rc = cli_error("dump-grads: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < N; i++) w[i] = 0.5f + ts_rng_uniform(rng);
+    for (int i = 0; i < N * C; i++) r[i] = 0.05f * ts_rng_normal(rng);
+    ts_model_zero_grad(m);
+    ts_ce_result ce;
+    if (ts_model_forward_logits(m, tokens, B, T) ||
+        ts_loss_crossentropy(&ce, d_logits, NULL, m->logits, targets, w, 0, N, V) ||
+        ts_model_backward_from(m, d_logits, r, 0.5f)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    perturb(&m->params, pidx);
+    double on_hidden = 0;
+    for (int i = 0; i < N * C; i++) on_hidden += (double)r[i] * m->hidden[i];
+    float loss = (float)(ce.loss + on_hidden + 0.5 * m->aux_loss);
+    int shape_nc[2] = {N, C}, one = 1;
+    dump_add(d, "hidden", 2, shape_nc, m->hidden);
+    dump_add(d, "open.weights", 1, &N, w);
+    dump_add(d, "open.hidden_coef", 2, shape_nc, r);
+    dump_add(d, "open.loss", 1, &one, &loss);
+    dump_params(d, &m->params, m->params.grad, "open.grad.");
+done:
+    free(w);
+    free(r);
+    free(d_logits);
+    return rc;
 }
 
 int cmd_dump(int argc, char **argv) {
@@ -199,6 +245,7 @@ int cmd_dump(int argc, char **argv) {
     dump_add(&d, "logits", 2, shape_nv, m.logits);
     dump_add(&d, "loss", 1, &one, &loss);
     dump_params(&d, &m.params, m.params.grad, "grad.");
+    if ((rc = dump_open(&d, &m, tokens, targets, B, T, &rng, pidx))) goto done;
 
     /* KV-cache decode of sequence 0, teacher-forced; MLA also with the naive (per-head) cache */
     int n_modes = m.attn == TS_ATTN_MLA ? 2 : 1;

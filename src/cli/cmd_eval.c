@@ -88,7 +88,7 @@ int cmd_eval(int argc, char **argv) {
     }
 
     ts_model m;
-    if (ts_model_create(&m, &cfg, 0)) {
+    if (ts_model_create(&m, &cfg, TS_MODEL_FROZEN)) {
         free(ids);
         return cli_lib_error();
     }

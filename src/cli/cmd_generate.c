@@ -59,7 +59,7 @@ int cmd_generate(int argc, char **argv) {
     }
 
     ts_model m;
-    if (ts_checkpoint_load(&m, model_dir, 0)) {
+    if (ts_checkpoint_load(&m, model_dir, TS_MODEL_FROZEN)) {
         free(file_buf);
         return cli_lib_error();
     }

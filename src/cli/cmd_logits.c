@@ -31,7 +31,7 @@ int cmd_logits(int argc, char **argv) {
     if (!out) return cli_error("logits: --out is required");
     if (!text == !n_pos) return cli_error("logits: give either --text or token ids, not both or neither");
     ts_model m;
-    if (ts_checkpoint_load(&m, model_dir, 0)) return cli_lib_error();
+    if (ts_checkpoint_load(&m, model_dir, TS_MODEL_FROZEN)) return cli_lib_error();
     int *ids = NULL;
     size_t n = 0;
     if (text) {
@@ -56,8 +56,8 @@ int cmd_logits(int argc, char **argv) {
     if (!rc && (n == 0 || (int)n > m.cfg.max_position_embeddings))
         rc = cli_error("logits: need 1..%d tokens, got %zu", m.cfg.max_position_embeddings, n);
     if (!rc && ts_model_reserve(&m, 1, (int)n)) rc = cli_lib_error();
+    if (!rc && ts_model_forward_logits(&m, ids, 1, (int)n)) rc = cli_lib_error();
     if (!rc) {
-        ts_model_forward(&m, ids, NULL, 1, (int)n);
         int shape[2] = {(int)n, m.cfg.vocab_size};
         if (ts_npy_save_f32(out, m.logits, 2, shape)) rc = cli_lib_error();
         else printf("logits: wrote (%zu, %d) float32 to %s\n", n, m.cfg.vocab_size, out);

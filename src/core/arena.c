@@ -64,6 +64,16 @@ ts_status ts_params_alloc(ts_params *p, int with_moments) {
     return TS_OK;
 }
 
+ts_status ts_params_alloc_frozen(ts_params *p) {
+    p->data = ts_calloc(p->numel, sizeof(float), "parameters");
+    return p->data ? TS_OK : TS_ERR_NOMEM;
+}
+
+size_t ts_params_bytes(const ts_params *p) {
+    size_t buffers = (p->data != NULL) + (p->grad != NULL) + (p->m != NULL) + (p->v != NULL);
+    return buffers * p->numel * sizeof(float);
+}
+
 int ts_params_find(const ts_params *p, const char *name) {
     for (int i = 0; i < p->count; i++)
         if (strcmp(p->params[i].name, name) == 0) return i;

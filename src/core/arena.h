@@ -41,7 +41,7 @@ typedef struct {
     int capacity;     /**< allocated length of @ref params */
     size_t numel;     /**< total number of floats */
     float *data;      /**< parameter values (numel floats) */
-    float *grad;      /**< gradients, same offsets (NULL until allocated) */
+    float *grad;      /**< gradients, same offsets (NULL until allocated, and in a frozen model) */
     float *m;         /**< AdamW first moment (NULL unless requested) */
     float *v;         /**< AdamW second moment (NULL unless requested) */
 } ts_params;
@@ -73,6 +73,12 @@ int ts_params_add(ts_params *p, const char *name, int ndim, const int *shape, in
  * @brief Allocate data and grad (zeroed) and, if @p with_moments, the AdamW moments.
  */
 ts_status ts_params_alloc(ts_params *p, int with_moments);
+
+/** @brief Allocate data only (zeroed): a frozen model's weights; grad, m and v stay NULL. */
+ts_status ts_params_alloc_frozen(ts_params *p);
+
+/** @brief Bytes the buffers hold: data, plus grad and the moments where allocated. */
+size_t ts_params_bytes(const ts_params *p);
 
 /** @brief Index of the tensor called @p name, or -1. */
 int ts_params_find(const ts_params *p, const char *name);

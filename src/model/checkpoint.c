@@ -35,13 +35,13 @@ ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tok
     return st;
 }
 
-ts_status ts_checkpoint_load(ts_model *m, const char *dir, int with_optimizer) {
+ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode) {
     char path[4096];
     ts_config cfg;
     join(path, sizeof path, dir, "config.json");
     ts_status st = ts_config_load(&cfg, path);
     if (st) return st;
-    if ((st = ts_model_create(m, &cfg, with_optimizer))) return st;
+    if ((st = ts_model_create(m, &cfg, mode))) return st;
     join(path, sizeof path, dir, "model.safetensors");
     if ((st = ts_safetensors_load_params(&m->params, path))) {
         ts_model_free(m);

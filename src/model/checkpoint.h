@@ -16,10 +16,12 @@
 ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tokenizer_json);
 
 /**
- * @brief Create @p m from @p dir/config.json and load @p dir/model.safetensors
- * into it. The file's header is checked against the config: every tensor
- * present with the right shape, nothing extra, dtype F32/F16/BF16.
+ * @brief Create @p m from @p dir/config.json, allocated as @p mode says
+ * (TS_MODEL_FROZEN: weights only, for generation, evaluation, a teacher or a
+ * reference model), and load @p dir/model.safetensors into it. The file's
+ * header is checked against the config: every tensor present with the right
+ * shape, nothing extra, dtype F32/F16/BF16.
  */
-ts_status ts_checkpoint_load(ts_model *m, const char *dir, int with_optimizer);
+ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode);
 
 #endif

@@ -12,7 +12,7 @@
 ts_model *ts_model_open(const char *dir) {
     ts_model *m = ts_malloc(sizeof *m, "model");
     if (!m) return NULL;
-    if (ts_checkpoint_load(m, dir, 0)) {
+    if (ts_checkpoint_load(m, dir, TS_MODEL_FROZEN)) {
         free(m);
         return NULL;
     }

@@ -70,9 +70,14 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
 #undef VIEW
 }
 
-ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer) {
+ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    if (mode != TS_MODEL_GRADS && mode != TS_MODEL_TRAIN && mode != TS_MODEL_FROZEN)
+        return ts_fail(TS_ERR_ARG, "model mode %d: expected TS_MODEL_GRADS, TS_MODEL_TRAIN or TS_MODEL_FROZEN",
+                       (int)mode);
+    m->mode = mode;
+    int frozen = mode == TS_MODEL_FROZEN;
     ts_status st = ts_config_validate(cfg, "config");
     if (st) return st;
     /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention;
@@ -103,10 +108,11 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     bad |= add1(p, "model.norm.weight", C) < 0;
     if (!cfg->tie_word_embeddings) bad |= add2(p, "lm_head.weight", V, C) < 0;
     if (bad) return TS_ERR_ARG;
-    if ((st = ts_params_alloc(p, with_optimizer))) return st;
+    /* A frozen model (teacher, reference, generation) holds its weights only. */
+    if ((st = frozen ? ts_params_alloc_frozen(p) : ts_params_alloc(p, mode == TS_MODEL_TRAIN))) return st;
 
     m->w.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
-    m->g.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
+    m->g.layers = frozen ? NULL : ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
     int P = cfg->max_position_embeddings;
     int RD = m->attn == TS_ATTN_MLA ? cfg->qk_rope_head_dim : D; /* rotated dims per head */
     m->rope_cos = ts_malloc((size_t)P * (RD / 2) * sizeof(float), "RoPE table");
@@ -114,16 +120,17 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer)
     float *inv_freq = ts_malloc((size_t)(RD / 2) * sizeof(float), "RoPE frequencies");
     size_t E = cfg->n_routed_experts;
     m->expert_views = E ? ts_calloc(2 * (size_t)L * E, sizeof(ts_mlp_weights), "expert views") : NULL;
-    if (!m->w.layers || !m->g.layers || !m->rope_cos || !m->rope_sin || !inv_freq || (E && !m->expert_views)) {
+    if (!m->w.layers || (!frozen && !m->g.layers) || !m->rope_cos || !m->rope_sin || !inv_freq ||
+        (E && !m->expert_views)) {
         free(inv_freq);
         return TS_ERR_NOMEM;
     }
     for (int l = 0; l < L && E; l++) {
         m->w.layers[l].moe.experts = m->expert_views + (size_t)l * E;
-        m->g.layers[l].moe.experts = m->expert_views + (size_t)(L + l) * E;
+        if (!frozen) m->g.layers[l].moe.experts = m->expert_views + (size_t)(L + l) * E;
     }
     bind_views(m, &m->w, p->data);
-    bind_views(m, &m->g, p->grad);
+    if (!frozen) bind_views(m, &m->g, p->grad); // a frozen model's g stays all NULL
     rope_inv_freq(inv_freq, RD, cfg->rope_theta, cfg->has_yarn ? &cfg->yarn : NULL);
     rope_table(m->rope_cos, m->rope_sin, inv_freq, RD, P);
     if (m->attn == TS_ATTN_MLA) mla_scale_rope_table(m); // YaRN's amplitude, as DeepSeek applies it
@@ -197,15 +204,18 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
     m->lnf_rstd = ts_arena_floats(a, N);
     m->logits = ts_arena_floats(a, N * V);
     m->losses = ts_arena_floats(a, 2 * N); /* losses, then dloss per row */
-    m->d_res = ts_arena_floats(a, N * C);
-    m->d_ln = ts_arena_floats(a, N * C);
-    m->d_logits = ts_arena_floats(a, N * V);
+    if (m->mode != TS_MODEL_FROZEN) { // the backward's scratch: a frozen model has none
+        m->d_res = ts_arena_floats(a, N * C);
+        m->d_ln = ts_arena_floats(a, N * C);
+        m->d_logits = ts_arena_floats(a, N * V);
+    }
     m->attn_scratch.d_q = ts_arena_floats(a, N * HD);
     m->attn_scratch.d_k = ts_arena_floats(a, N * KVD);
     m->attn_scratch.d_v = ts_arena_floats(a, N * KVD);
     m->attn_scratch.d_ctx = ts_arena_floats(a, N * HD);
     m->attn_scratch.att = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
     if (m->attn == TS_ATTN_MLA) mla_carve(m, a, NULL, &m->mla_scratch, B, T);
+    if (m->mode == TS_MODEL_FROZEN) return;
     m->mlp_scratch.gate = ts_arena_floats(a, N * F);
     m->mlp_scratch.up = ts_arena_floats(a, N * F);
     m->mlp_scratch.hidden = ts_arena_floats(a, N * F);
@@ -275,8 +285,12 @@ static void ffn_backward(ts_model *m, int l, const float *dy, int N) {
     const ts_config *c = &m->cfg;
     ts_layer_acts *a = &m->acts[l];
     if (ts_moe_is_layer(c, l)) {
-        moe_backward(m->d_ln, &m->g.layers[l].moe, &m->moe_scratch, dy, &a->moe, a->ln2, &m->w.layers[l].moe, c,
-                     m->cur_B, m->cur_T);
+        // The layer differentiates its balance loss α·Σ f·P with the α it is handed; the
+        // objective holds that loss with weight m->aux_weight (ts_model_backward_from()).
+        ts_config weighted = *c;
+        weighted.aux_loss_alpha *= m->aux_weight;
+        moe_backward(m->d_ln, &m->g.layers[l].moe, &m->moe_scratch, dy, &a->moe, a->ln2, &m->w.layers[l].moe,
+                     &weighted, m->cur_B, m->cur_T);
         return;
     }
     mlp_backward(m->d_ln, &m->g.layers[l].mlp, &m->mlp_scratch, dy, &a->mlp, a->ln2, &m->w.layers[l].mlp, N,
@@ -299,17 +313,18 @@ static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
 }
 //! [block-forward]
 
-float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T) {
+ts_status ts_model_forward_logits(ts_model *m, const int *tokens, int B, int T) {
     const ts_config *c = &m->cfg;
     int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
     /* Grow the activations if this batch is larger than what was reserved. */
-    if ((B > m->B || T > m->T || !m->arena.base) && ts_model_reserve(m, B > m->B ? B : m->B, T > m->T ? T : m->T))
-        return NAN;
+    ts_status st;
+    if ((B > m->B || T > m->T || !m->arena.base) &&
+        (st = ts_model_reserve(m, B > m->B ? B : m->B, T > m->T ? T : m->T)))
+        return st;
     for (int i = 0; i < N; i++)
-        if (tokens[i] < 0 || tokens[i] >= V) {
-            ts_fail(TS_ERR_RANGE, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i, V - 1);
-            return NAN;
-        }
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return ts_fail(TS_ERR_RANGE, "token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
+                           V - 1);
     m->cur_B = B;
     m->cur_T = T;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int));
@@ -321,12 +336,22 @@ float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B
         block_forward(m, l, x, B, T);
         x = m->acts[l].out;
     }
+    m->hidden = L > 0 ? m->acts[L - 1].out : m->embed; // = x: the last hidden state (MTP's h⁰)
     rmsnorm_forward(m->lnf, m->lnf_rstd, x, m->w.norm, N, C, C, C, c->rms_norm_eps);
     matmul_forward(m->logits, m->lnf, m->w.lm_head, NULL, N, C, V);
-    m->n_counted = 0;
-    m->aux_loss = 0.0f; // chapter 5: the MoE layers' balance losses join the objective
+    m->n_counted = 0; // no targets yet: ts_model_forward() sets them
+    m->aux_loss = 0.0f; // chapter 5: the MoE layers' balance losses, for the objective to include
     for (int l = 0; l < L; l++)
         if (ts_moe_is_layer(c, l)) m->aux_loss += m->acts[l].moe.aux_loss;
+    return TS_OK;
+}
+
+/* Chapter 2's loss, next-token cross-entropy, inside the model: the ops of
+ * core/ops.h, not src/train/loss.h (the model does not know a training method).
+ * The loss, read off the same ops, is ts_loss_crossentropy()'s with no weights. */
+float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T) {
+    if (ts_model_forward_logits(m, tokens, B, T)) return NAN;
+    int N = B * T, V = m->cfg.vocab_size;
     if (!targets) return 0.0f;
     memcpy(m->targets, targets, (size_t)N * sizeof(int));
     m->n_counted = crossentropy_forward(m->losses, m->logits, m->targets, N, V);
@@ -362,28 +387,50 @@ static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
 }
 //! [block-backward]
 
-void ts_model_backward(ts_model *m) {
+ts_status ts_model_backward_from(ts_model *m, const float *d_logits, const float *d_hidden, float aux_weight) {
+    if (m->mode == TS_MODEL_FROZEN)
+        return ts_fail(TS_ERR_ARG, "backward on a frozen model: it has no gradients (create it trainable)");
+    if (m->cur_B <= 0 || m->cur_T <= 0) return ts_fail(TS_ERR_ARG, "backward before any forward");
+    if (!isfinite(aux_weight) || aux_weight < 0.0f)
+        return ts_fail(TS_ERR_ARG, "aux_weight %g: expected a finite weight >= 0", (double)aux_weight);
     const ts_config *c = &m->cfg;
     int B = m->cur_B, T = m->cur_T, N = B * T;
     int C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    size_t NC = (size_t)N * C;
+    m->aux_weight = aux_weight;
+    memset(m->d_res, 0, NC * sizeof(float));
+    if (d_logits) {
+        // logits = lnf · lm_headᵀ
+        memset(m->d_ln, 0, NC * sizeof(float));
+        matmul_backward(m->d_ln, m->g.lm_head, NULL, d_logits, m->lnf, m->w.lm_head, N, C, V);
+        // lnf = rmsnorm(hidden)
+        rmsnorm_backward(m->d_res, m->g.norm, m->d_ln, m->hidden, m->w.norm, m->lnf_rstd, N, C, C, C);
+    }
+    // the hidden state is an output too (MTP reads it): its gradient joins the residual stream's
+    if (d_hidden)
+        for (size_t i = 0; i < NC; i++) m->d_res[i] += d_hidden[i];
+    for (int l = L - 1; l >= 0; l--) {
+        const float *x = l > 0 ? m->acts[l - 1].out : m->embed;
+        block_backward(m, l, x, B, T);
+    }
+    embedding_backward(m->g.embed_tokens, m->d_res, m->tokens, N, C);
+    return TS_OK;
+}
+
+void ts_model_backward(ts_model *m) {
+    if (m->mode == TS_MODEL_FROZEN) {
+        ts_fail(TS_ERR_ARG, "backward on a frozen model: it has no gradients (create it trainable)");
+        return;
+    }
+    int N = m->cur_B * m->cur_T, V = m->cfg.vocab_size;
     // loss = Σ losses / n_counted  →  dL/dlosses[n] = 1/n_counted
     float *dloss = m->losses + N;
     float scale = m->n_counted ? 1.0f / (float)m->n_counted : 0.0f;
     for (int i = 0; i < N; i++) dloss[i] = scale;
     memset(m->d_logits, 0, (size_t)N * V * sizeof(float));
     crossentropy_backward(m->d_logits, dloss, m->logits, m->targets, N, V);
-    // logits = lnf · lm_headᵀ
-    memset(m->d_ln, 0, (size_t)N * C * sizeof(float));
-    matmul_backward(m->d_ln, m->g.lm_head, NULL, m->d_logits, m->lnf, m->w.lm_head, N, C, V);
-    // lnf = rmsnorm(x_L)
-    const float *x_last = L > 0 ? m->acts[L - 1].out : m->embed;
-    memset(m->d_res, 0, (size_t)N * C * sizeof(float));
-    rmsnorm_backward(m->d_res, m->g.norm, m->d_ln, x_last, m->w.norm, m->lnf_rstd, N, C, C, C);
-    for (int l = L - 1; l >= 0; l--) {
-        const float *x = l > 0 ? m->acts[l - 1].out : m->embed;
-        block_backward(m, l, x, B, T);
-    }
-    embedding_backward(m->g.embed_tokens, m->d_res, m->tokens, N, C);
+    // the balance loss is part of what ts_model_forward() returned: weight 1
+    ts_model_backward_from(m, m->d_logits, NULL, 1.0f);
 }
 
 void ts_model_zero_grad(ts_model *m) { ts_params_zero_grad(&m->params); }

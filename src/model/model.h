@@ -66,6 +66,17 @@ typedef struct {
     float *out;       /**< (N,C) block output (residual after the MLP) */
 } ts_layer_acts;
 
+/**
+ * What a model is created for. The values 0 and 1 are what ts_model_create()'s
+ * last argument meant before it had names (with_optimizer), so both spellings work.
+ */
+typedef enum {
+    TS_MODEL_GRADS = 0, /**< weights, gradients and backward scratch, no optimizer state (gradient checks, dumps) */
+    TS_MODEL_TRAIN = 1, /**< TS_MODEL_GRADS plus AdamW's two moments: a model an optimizer steps */
+    TS_MODEL_FROZEN = 2 /**< weights and a forward only (teacher, reference, old policy, generation):
+                             no gradients, no moments, no backward scratch; a backward fails */
+} ts_model_mode;
+
 /** The model: config, parameters, and activation buffers for one batch shape. */
 typedef struct ts_model {
     ts_config cfg;        /**< architecture */
@@ -73,6 +84,7 @@ typedef struct ts_model {
     ts_params params;     /**< all parameters, their gradients and AdamW moments */
     ts_weights w;         /**< named views into params.data */
     ts_weights g;         /**< the same views into params.grad */
+    ts_model_mode mode;   /**< what it was created for: a frozen model has no gradients (g's views are NULL) */
     float *rope_cos;      /**< (max_position_embeddings, rope dim/2) */
     float *rope_sin;      /**< (max_position_embeddings, rope dim/2) */
 
@@ -88,6 +100,7 @@ typedef struct ts_model {
     float *lnf;           /**< (N,C) final norm output */
     float *lnf_rstd;      /**< (N) */
     float *logits;        /**< (N,V) */
+    float *hidden;        /**< (N,C) last hidden state: the residual stream after the last block, before norm */
     float *losses;        /**< (2N) per-token cross-entropy, then dL/dloss per token */
     int n_counted;        /**< targets that were not TS_IGNORE in the last forward */
     int cur_B;            /**< batch size of the last forward */
@@ -95,7 +108,7 @@ typedef struct ts_model {
     /* gradient scratch, reused by every block in the backward */
     float *d_res;         /**< (N,C) gradient of the residual stream */
     float *d_ln;          /**< (N,C) gradient of a norm's output */
-    float *d_logits;      /**< (N,V) */
+    float *d_logits;      /**< (N,V) the chapter-2 wrapper's cross-entropy gradient */
     ts_mha_scratch attn_scratch; /**< attention backward scratch */
     ts_mla_scratch mla_scratch;  /**< MLA forward/backward scratch (chapter 4) */
     ts_mlp_acts mlp_scratch;     /**< MLP backward scratch (N,F) */
@@ -103,14 +116,16 @@ typedef struct ts_model {
     ts_mlp_weights *expert_views; /**< (2, L, E) routed-expert views: weights, then gradients */
     float ce_loss;        /**< mean cross-entropy of the last forward with targets */
     float aux_loss;       /**< MoE auxiliary balance loss of the last forward (summed over layers) */
+    float aux_weight;     /**< weight of the balance loss in the backward in progress (ts_model_backward_from()) */
 } ts_model;
 
 /**
  * @brief Register every parameter for @p cfg (Hugging Face names), allocate
- * them (and AdamW moments when @p with_optimizer), build the RoPE table.
+ * them as @p mode says (gradients unless frozen, AdamW moments for
+ * TS_MODEL_TRAIN), build the RoPE table.
  * The weights are zero until ts_model_init_weights() or a checkpoint load.
  */
-ts_status ts_model_create(ts_model *m, const ts_config *cfg, int with_optimizer);
+ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode);
 
 /** @brief Normal(0, initializer_range) weights, norms at 1; output projections scaled by 1/√(2L). */
 void ts_model_init_weights(ts_model *m, uint64_t seed);
@@ -118,18 +133,59 @@ void ts_model_init_weights(ts_model *m, uint64_t seed);
 /** @brief Size the activation arena for batches of B sequences of T tokens (T ≤ max_position_embeddings). */
 ts_status ts_model_reserve(ts_model *m, int B, int T);
 
+/*
+ * Two ways in. The open one (post-training, chapters 6-9): the forward stops
+ * at the logits and the hidden state, a loss outside the model (src/train/loss.h:
+ * cross-entropy with masks and weights, later GRPO, distillation, MTP) turns them
+ * into gradients, and the backward starts from those:
+ *
+ *     ts_model_forward_logits(m, tokens, B, T);              // m->logits, m->hidden, m->aux_loss
+ *     loss = my_loss(m->logits, ..., d_logits);              // d_logits = dL/dlogits
+ *     ts_model_backward_from(m, d_logits, NULL, aux_weight); // grads += dL/dθ (+ aux_weight·d(aux)/dθ)
+ *
+ * Chapter 2's pair, ts_model_forward(m, tokens, targets, B, T) and
+ * ts_model_backward(m), is the same with the mean next-token cross-entropy and
+ * the MoE balance loss at weight 1 built in (the same bits as before the split).
+ */
+
 /**
- * @brief Forward pass over tokens (B,T). With targets (B,T) non-NULL returns the
- * mean cross-entropy over targets that are not TS_IGNORE (m->ce_loss) plus the
- * MoE auxiliary balance loss (m->aux_loss, 0 without MoE), and keeps what the
- * backward needs; with targets NULL only the logits are computed and 0 is returned.
- * Activations grow (ts_model_reserve()) if B or T exceed what was reserved.
- * Returns NAN, with ts_last_error() set, if a token is outside the vocabulary
- * or memory runs out.
+ * @brief Forward pass over tokens (B,T) up to the logits: m->logits (N,V),
+ * m->hidden (N,C) (the last block's output, before the final norm; DeepSeek-V3's
+ * MTP starts from it) and m->aux_loss (the MoE layers' balance loss, summed over
+ * layers: α·Σ f·P, 0 without MoE or with aux_loss_alpha = 0; the caller decides
+ * whether it joins the objective, see ts_model_backward_from()). Keeps what the
+ * backward needs. Activations grow (ts_model_reserve()) if B or T exceed what was
+ * reserved. Fails (TS_ERR_RANGE) if a token is outside the vocabulary, or when
+ * memory runs out.
+ */
+ts_status ts_model_forward_logits(ts_model *m, const int *tokens, int B, int T);
+
+/**
+ * @brief Backward of the last forward from a given gradient: grads += dL/dθ for
+ * L whose gradient with respect to the logits is @p d_logits (N,V) and with
+ * respect to the hidden state m->hidden is @p d_hidden (N,C); either may be NULL
+ * (none). The MoE balance loss is the model's own: its gradient joins with
+ * weight @p aux_weight (1 = L includes m->aux_loss as chapter 5 trains; 0 = it
+ * does not; finite and ≥ 0). N = B·T of the last forward, whose activations it
+ * reads: another forward of this model in between would replace them. Fails,
+ * changing nothing, on a frozen model, before any forward or for a bad aux_weight.
+ */
+ts_status ts_model_backward_from(ts_model *m, const float *d_logits, const float *d_hidden, float aux_weight);
+
+/**
+ * @brief Chapter 2's forward: ts_model_forward_logits(), then with targets (B,T)
+ * non-NULL returns the mean cross-entropy over targets that are not TS_IGNORE
+ * (m->ce_loss) plus the MoE auxiliary balance loss (m->aux_loss, 0 without MoE);
+ * with targets NULL only the logits are computed and 0 is returned. Returns NAN,
+ * with ts_last_error() set, if the forward fails.
  */
 float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B, int T);
 
-/** @brief Backward of the last forward (which must have had targets): grads += dLoss/dθ. */
+/**
+ * @brief Backward of the last forward (which must have had targets): grads +=
+ * dLoss/dθ for the loss ts_model_forward() returned. On a frozen model it only
+ * sets ts_last_error().
+ */
 void ts_model_backward(ts_model *m);
 
 /** @brief Set all gradients to zero. */

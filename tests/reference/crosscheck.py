@@ -6,7 +6,9 @@ For every compared tensor it prints the largest absolute difference and that
 difference relative to the tensor's largest magnitude in the twin
 (max|c - t| / max|t|, the measure tests/test_ch02_ops.c's gradient checks
 use); any tensor above --tol fails the check (exit status 1). Compared:
-logits, loss, the gradient of every parameter, the KV-cache decode logits,
+logits, loss, the gradient of every parameter, the last hidden state and the
+gradients of an open-path loss (per-token weighted cross-entropy + a loss on
+the hidden state + half the balance loss), the KV-cache decode logits,
 and an AdamW run on the same batch (loss and gradient norm of each step, the
 loss after it, every weight at the end).
 
@@ -105,6 +107,27 @@ def main(argv):
     failed += rep.failed
     rep.failed = []
     rep.print("forward and backward:")
+
+    # the open path: a weighted cross-entropy, a loss on the hidden state, half the balance loss
+    if "open.loss" in dump:
+        model = twin.load_model(a.dir, dtype)
+        open_logits = model(tokens).reshape(B * T, -1)
+        hidden = model.hidden.reshape(B * T, -1)
+        w = torch.from_numpy(dump["open.weights"].astype(np.float64)).to(dtype)
+        r = torch.from_numpy(dump["open.hidden_coef"].astype(np.float64)).to(dtype)
+        flat = targets.reshape(-1)
+        ce = torch.nn.functional.cross_entropy(open_logits, flat, ignore_index=twin.IGNORE, reduction="none")
+        aux = sum(block.mlp.aux_loss for block in model.model.layers)
+        open_loss = (w * ce).sum() / (flat != twin.IGNORE).sum() + (r * hidden).sum() + 0.5 * aux
+        open_loss.backward()
+        rep.compare("hidden", dump["hidden"], hidden.detach().numpy())
+        rep.compare("open.loss", dump["open.loss"], np.array([open_loss.item()]))
+        for name, p in model.named_parameters():
+            g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+            rep.compare("open.grad." + name, dump["open.grad." + name], g)
+        failed += rep.failed
+        rep.failed = []
+        rep.print("the open path (weighted cross-entropy + a loss on the hidden state + aux/2):")
 
     # KV-cache decode of sequence 0 (prefill P tokens, then teacher-forced steps)
     P = int(meta.get("prefill", T // 2))

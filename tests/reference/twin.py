@@ -411,6 +411,7 @@ class Transformer(nn.Module):
         x = self.model.embed_tokens(tokens)
         for block in self.model.layers:
             x = block(x, pos, cache)
+        self.hidden = x  # the last hidden state, before the final norm (tinyseek's m->hidden)
         logits = self.lm_head(self.model.norm(x))
         if targets is None:
             return logits
