@@ -93,6 +93,12 @@ void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
  */
 int ts_sgemm_uses_c_loops(void);
 
+/** @brief Name of the matmul backend compiled in: "openblas (<core>)" or "c loops". */
+const char *ts_matmul_backend(void);
+
+/** @brief The OpenBLAS kernel set in use (openblas_get_corename()), or "none" without BLAS. */
+const char *ts_blas_core(void);
+
 /** @brief The same contract as ts_sgemm(), as three plain loops (the reference). */
 void ts_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);

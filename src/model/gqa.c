@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/gqa.h"
+#include "core/gqa_attention.h"
 #include "core/ops.h"
 #include "model/model.h"
 
