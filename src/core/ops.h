@@ -179,6 +179,13 @@ float yarn_get_mscale(float factor, float mscale);
 /** @brief cos/sin tables (max_pos, dim/2): angle = pos · inv_freq[i]. */
 void rope_table(float *cos_t, float *sin_t, const float *inv_freq, int dim, int max_pos);
 
+/** A RoPE table as the layers receive it: rope_table()'s cos and sin, (max_pos, dim/2) each. */
+typedef struct {
+    const float *cos; /**< (max_pos, dim/2) */
+    const float *sin; /**< (max_pos, dim/2) */
+    int dim;          /**< rotated dims per head */
+} ts_rope;
+
 /**
  * @brief Rotate adjacent pairs (2i, 2i+1) of each head in place by pos·θ_i.
  * x holds N rows; row n starts at x + n*row_stride and has H heads, head h at
