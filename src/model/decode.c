@@ -69,12 +69,13 @@ ts_status ts_kvcache_create_for(ts_kvcache *c, const ts_config *cfg, int B, int 
     }
     if (cfg->n_routed_experts > 0) { // chapter 5: routing and expert buffers for B rows of one token
         ts_arena measure = {0};
-        moe_carve_acts(&c->moe, &measure, cfg, B, 1);
-        if (ts_arena_create(&c->moe_arena, measure.used)) {
+        c->moe = ts_calloc(1, sizeof *c->moe, "decode MoE buffers");
+        if (c->moe) moe_carve_acts(c->moe, &measure, cfg, B, 1);
+        if (!c->moe || ts_arena_create(&c->moe_arena, measure.used)) {
             ts_kvcache_free(c);
             return TS_ERR_NOMEM;
         }
-        moe_carve_acts(&c->moe, &c->moe_arena, cfg, B, 1);
+        moe_carve_acts(c->moe, &c->moe_arena, cfg, B, 1);
     }
     return TS_OK;
 }
@@ -86,6 +87,7 @@ void ts_kvcache_free(ts_kvcache *c) {
     free(c->len);
     free(c->rows);
     mla_kvcache_free(c);
+    free(c->moe);
     ts_arena_free(&c->moe_arena);
     memset(c, 0, sizeof *c);
 }
@@ -140,7 +142,7 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
         }
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        if (ts_moe_is_layer(cfg, l)) moe_forward(c->res, &c->moe, c->ln, &w->moe, cfg, R, 1); // chapter 5
+        if (ts_moe_is_layer(cfg, l)) moe_forward(c->res, c->moe, c->ln, &w->moe, cfg, R, 1); // chapter 5
         else mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
     }

@@ -11,7 +11,8 @@
 #include <stddef.h>
 
 #include "core/arena.h"
-#include "model/moe.h"
+
+struct ts_moe_acts;
 
 /** Decode-step scratch of MHA/GQA attention, one row per sequence. */
 typedef struct {
@@ -54,7 +55,7 @@ typedef struct ts_kvcache {
     int latent_dim;   /**< absorbed MLA: kv_lora_rank + qk_rope_head_dim floats per token per layer (else 0) */
     float *latent;    /**< absorbed MLA: (L, B, max_T, latent_dim), normed c_kv then roped k_rope */
     float *mla_scratch; /**< MLA decode scratch (laid out by mla.c) */
-    ts_moe_acts moe;  /**< MoE layers' routing and expert buffers for B rows (chapter 5) */
+    struct ts_moe_acts *moe; /**< MoE layers' routing and expert buffers for B rows (chapter 5); NULL without MoE */
     ts_arena moe_arena; /**< holds moe */
 } ts_kvcache;
 

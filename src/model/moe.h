@@ -50,7 +50,7 @@ typedef struct {
 } ts_moe_weights;
 
 /** What the forward keeps for the backward (and what the notebook and the load log read). */
-typedef struct {
+typedef struct ts_moe_acts {
     float *logits;      /**< (N, E) router logits W_g x */
     float *scores;      /**< (N, E) s = softmax or sigmoid of the logits */
     int *topk_idx;      /**< (N, K) chosen experts, best first */
