@@ -5,7 +5,7 @@
  * converter (library and command). */
 #include "testutil.h"
 
-#include "core/gqa.h"
+#include "core/gqa_attention.h"
 #include "core/gradcheck.h"
 #include "core/ops.h"
 #include "model/checkpoint.h"

@@ -551,14 +551,14 @@ static void yarn_frequencies(void **state) {
         }
     /* softmax scale: (dn + dr)^(−1/2) · mscale(s, mscale_all_dim)² */
     double ms = 0.1 * 1.0 * log(4.0) + 1;
-    assert_float_equal(mla_softmax_scale(&m), ms * ms / sqrt(7.0), 1e-6);
+    assert_float_equal(mla_softmax_scale(&m.cfg), ms * ms / sqrt(7.0), 1e-6);
     assert_float_equal(yarn_get_mscale(40.0f, 0.707f), 0.1 * 0.707 * log(40.0) + 1, 1e-6);
     assert_float_equal(yarn_get_mscale(1.0f, 0.707f), 1.0, 0);
     ts_model_free(&m);
     /* no YaRN: plain 1/√(dn+dr) and an unscaled table */
     ts_config plain = tiny_mla(0, 0);
     assert_int_equal(ts_model_create(&m, &plain, 0), TS_OK);
-    assert_float_equal(mla_softmax_scale(&m), 1.0 / sqrt(7.0), 1e-7);
+    assert_float_equal(mla_softmax_scale(&m.cfg), 1.0 / sqrt(7.0), 1e-7);
     assert_float_equal(m.rope_cos[5 * 2 + 1], cos(5.0 / 100.0), 1e-6); /* θ_1 = 10000^(−2/4) */
     ts_model_free(&m);
 }

@@ -7,6 +7,7 @@
 #include "core/gradcheck.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/moe.h"
@@ -598,6 +599,86 @@ static void bias_is_saved_but_not_trained(void **state) {
     ts_model_free(&m);
 }
 
+/* ---- DeepSeek-V2 checkpoints: no selection bias ---------------------------------- */
+
+/* Write a checkpoint folder of @p m by hand, as another tool would: config.json
+ * and every tensor but the routers' e_score_correction_bias. */
+static void save_without_bias(const ts_model *m, const char *dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_int_equal(ts_config_save(&m->cfg, path), TS_OK);
+    ts_st_entry *e = calloc((size_t)m->params.count, sizeof *e);
+    int n = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        const ts_param *t = &m->params.params[i];
+        if (strstr(t->name, "e_score_correction_bias")) continue;
+        e[n++] = (ts_st_entry){t->name, t->ndim, t->shape, m->params.data + t->offset};
+    }
+    assert_true(n < m->params.count); /* the bias was there to leave out */
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(ts_safetensors_write(path, e, n, NULL), TS_OK);
+    free(e);
+}
+
+/* A DeepSeek-V2-style folder (MLA, softmax scores, greedy or group-limited
+ * greedy routing) has no e_score_correction_bias: it loads, the bias is 0, and
+ * it computes what the model that wrote it computes, in a forward and a
+ * cached decode. A V3-style folder ("noaux_tc", which balances with the bias)
+ * missing it is refused with one line naming the tensor. */
+static void v2_folder_without_bias_loads(void **state) {
+    (void)state;
+    const char *methods[2] = {"greedy", "group_limited_greedy"};
+    for (int i = 0; i < 2; i++) {
+        ts_config c = moe_config(8, 2, 1, i ? 4 : 1, i ? 2 : 1, "softmax", 0, 1.0f, 0.0f);
+        strcpy(c.model_type, "deepseek_v2");
+        c.arch = TS_ARCH_DEEPSEEK_V3;
+        strcpy(c.topk_method, methods[i]);
+        c.q_lora_rank = 6;
+        c.kv_lora_rank = 6;
+        c.qk_nope_head_dim = 3;
+        c.qk_rope_head_dim = 4;
+        c.v_head_dim = 5;
+        ts_model m;
+        assert_int_equal(ts_model_create(&m, &c, 0), TS_OK);
+        ts_model_init_weights(&m, 11);
+        char dir[64];
+        tu_tmpdir(dir);
+        save_without_bias(&m, dir);
+        ts_model m2;
+        assert_int_equal(ts_checkpoint_load(&m2, dir, 0), TS_OK);
+        assert_string_equal(m2.cfg.topk_method, methods[i]);
+        assert_memory_equal(m2.params.data, m.params.data, m.params.numel * sizeof(float)); /* the bias: 0 in both */
+        enum { T = 7 };
+        int tokens[T] = {1, 5, 2, 12, 0, 7, 3}, V = c.vocab_size;
+        ts_model_forward(&m, tokens, NULL, 1, T);
+        ts_model_forward(&m2, tokens, NULL, 1, T);
+        assert_memory_equal(m2.logits, m.logits, (size_t)T * V * sizeof(float));
+        ts_kvcache kv;
+        float step[13];
+        assert_int_equal(ts_kvcache_create(&kv, &m2, 1, T + 1), TS_OK);
+        assert_int_equal(ts_model_prefill(&m2, &kv, 0, tokens, T, step), TS_OK);
+        assert_int_equal(ts_model_decode(&m2, &kv, tokens, NULL, step), TS_OK);
+        for (int v = 0; v < V; v++) assert_true(isfinite(step[v]));
+        ts_kvcache_free(&kv);
+        ts_model_free(&m2);
+        printf("%s: a folder without e_score_correction_bias loads and gives the writer's logits\n", methods[i]);
+
+        /* the same folder, said to route as V3 does: the bias is required */
+        strcpy(c.topk_method, "noaux_tc");
+        char path[256];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        assert_int_equal(ts_config_save(&c, path), TS_OK);
+        assert_int_not_equal(ts_checkpoint_load(&m2, dir, 0), TS_OK);
+        const char *err = ts_last_error();
+        printf("noaux_tc without the bias: %s\n", err);
+        assert_non_null(strstr(err, "model.layers.1.mlp.gate.e_score_correction_bias"));
+        assert_non_null(strstr(err, "missing"));
+        assert_null(strchr(err, '\n'));
+        tu_rmdir(dir);
+        ts_model_free(&m);
+    }
+}
+
 /* ---- group-limited routing --------------------------------------------------- */
 
 static void group_limited_routing(void **state) {
@@ -821,6 +902,7 @@ int main(void) {
         cmocka_unit_test(aux_loss_gradient_reaches_the_gate),
         cmocka_unit_test(bias_chooses_but_never_weighs),
         cmocka_unit_test(bias_is_saved_but_not_trained),
+        cmocka_unit_test(v2_folder_without_bias_loads),
         cmocka_unit_test(group_limited_routing),
         cmocka_unit_test(bias_update_balances_a_skewed_router),
         cmocka_unit_test(moe_decode_matches_full_forward),

@@ -30,7 +30,7 @@
  * runs tests/test_ch03_gqa.c (finite differences, reference loops, MHA bits,
  * thread determinism, whole-model gradient checks).
  */
-#include "core/gqa.h"
+#include "core/gqa_attention.h"
 
 #include <stddef.h>
 

@@ -6,15 +6,16 @@
  * The cache of layer l holds, for sequence b and position t, one row of
  * dc + dr floats (dc = kv_lora_rank, dr = qk_rope_head_dim):
  *
- *     c->latent + ((l * c->B + b) * c->max_T + t) * (dc + dr)  =  [ c_kv (dc) ; k_rope (dr) ]
+ *     ts_kvcache_latent_at(c, l, b, t)  =  c->latent + ((l * c->B + b) * c->max_T + t) * (dc + dr)
+ *                                       =  [ c_kv (dc) ; k_rope (dr) ]
  *
  * c_kv already normed, k_rope already rotated; nothing per head is cached.
- * kv_b_proj (m->w.layers[l].mla.kv_b_proj) is (H·(dn+dv), dc): for head h,
+ * kv_b_proj (layer l's weight) is (H·(dn+dv), dc): for head h,
  * rows h·(dn+dv) .. +dn are W_UK[h] (dn, dc), the next dv rows W_UV[h] (dv, dc).
  * The naive path (the training forward) would compute, for each head,
  *
  *     k_nope_t = W_UK[h] c_t,   v_t = W_UV[h] c_t,
- *     score_t  = (q_nope·k_nope_t + q_rope·k_rope_t) · scale,   scale = mla_softmax_scale(m)
+ *     score_t  = (q_nope·k_nope_t + q_rope·k_rope_t) · scale,   scale = mla_softmax_scale(cfg)
  *     ctx_h    = Σ_t softmax(score)_t · v_t
  *
  * Do it without ever forming k_nope_t or v_t: move the query into the latent
@@ -36,12 +37,14 @@
 #include <math.h>
 #include <string.h>
 
-#include "model/model.h"
+#include "model/mla.h"
 
-void mla_absorbed_attention(const ts_model *m, const ts_kvcache *c, int l, const float *q, float *ctx, float *qcat,
-                            float *scores, float *olat, const int *seq, const int *pos, int R) {
+void mla_absorbed_attention(const ts_config *cfg, const float *kv_b_proj, const ts_kvcache *c, int l, const float *q,
+                            float *ctx, float *qcat, float *scores, float *olat, const int *seq, const int *pos,
+                            int R) {
     /* TODO: your code here. */
-    (void)m;
+    (void)cfg;
+    (void)kv_b_proj;
     (void)c;
     (void)l;
     (void)q;

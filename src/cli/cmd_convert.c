@@ -11,7 +11,6 @@
 
 #include "cli/cli.h"
 #include "model/checkpoint.h"
-#include "model/gqa.h"
 
 int cmd_convert_gqa(int argc, char **argv) {
     const char *model_dir = NULL, *out = NULL;

@@ -8,12 +8,6 @@
 #include "cli/cli.h"
 #include "model/model.h"
 
-/* KV-cache elements per token per layer, by attention kind. */
-static long long kv_elements_per_token_layer(const ts_config *c) {
-    if (c->arch == TS_ARCH_DEEPSEEK_V3) return (long long)c->kv_lora_rank + c->qk_rope_head_dim; // MLA: c_kv + k_rope
-    return 2LL * c->num_key_value_heads * c->head_dim;                                          // K and V heads
-}
-
 static void human(double x, char *buf, size_t cap) {
     const char *unit[] = {"", "K", "M", "G", "T"};
     int u = 0;
@@ -64,7 +58,7 @@ int cmd_info(int argc, char **argv) {
                "%s scores\n",
                c.n_routed_experts, c.num_experts_per_tok, c.n_group, c.topk_group, c.n_shared_experts,
                c.moe_intermediate_size, c.first_k_dense_replace, c.num_hidden_layers - 1, c.scoring_func);
-    long long per = kv_elements_per_token_layer(&c);
+    long long per = ts_attn_cache_floats(&c, TS_KV_ABSORBED); /* elements per token per layer */
     long long per_token = per * c.num_hidden_layers;
     printf("kv cache          %lld elements per token per layer", per);
     if (c.arch == TS_ARCH_DEEPSEEK_V3)

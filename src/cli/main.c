@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/common.h"
+#include "core/ops.h"
 
 typedef struct {
     const char *name;

@@ -1,6 +1,7 @@
 /**
  * @file attention_util.h
- * @brief Small helpers shared by the attention kernels (attention.c, gqa_attention.c):
+ * @brief Small helpers shared by the attention kernels (attention.c, gqa_attention.c, and
+ *        model/mla.c's decode):
  *        indexing of (B,T,H,D) tensors, the thread id, and how heads are spread over threads.
  */
 #ifndef TS_ATTENTION_UTIL_H
@@ -29,21 +30,27 @@ static inline int attention_thread_id(void) {
 }
 
 /**
- * @brief The pragma in front of the (b,h) loops over heads.
+ * @brief The pragma in front of two nested loops over independent (row or
+ * sequence, head) pairs, threaded when @p cond holds.
  *
  * Heads are spread over OpenMP threads and each head's products run
  * single-threaded inside the region. The project's own sgemm is written for
  * that, and so is the OpenMP build of OpenBLAS that the Makefile links (it sees
  * it is inside a parallel region and stays on its thread). Only the pthread
  * build of OpenBLAS would set its own thread pool against OpenMP's, so with it
- * the heads run one after another and OpenBLAS threads each product. Small
- * batches (a prompt's prefill) run on the calling thread. Expects B, H, T,
- * Dqk and Dv in scope.
+ * the heads run one after another and OpenBLAS threads each product.
  */
 #if defined(TS_USE_BLAS) && !defined(TS_BLAS_OPENMP)
-#define TS_OMP_HEADS
+#define TS_OMP_HEADS_IF(cond)
 #else
-#define TS_OMP_HEADS TS_OMP(parallel for collapse(2) schedule(static) if ((double)B * H * T * T * (Dqk + Dv) > 1e6))
+#define TS_OMP_HEADS_IF(cond) TS_OMP(parallel for collapse(2) schedule(static) if (cond))
 #endif
+
+/**
+ * @brief TS_OMP_HEADS_IF() for the (b,h) loops of the training attention: small
+ * batches (a prompt's prefill) run on the calling thread. Expects B, H, T, Dqk
+ * and Dv in scope.
+ */
+#define TS_OMP_HEADS TS_OMP_HEADS_IF((double)B * H * T * T * (Dqk + Dv) > 1e6)
 
 #endif

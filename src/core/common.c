@@ -4,8 +4,6 @@
  */
 #include "core/common.h"
 
-#include "core/ops.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,27 +67,6 @@ void ts_set_num_threads(int n) {
 #endif
 #ifdef TS_USE_BLAS
     openblas_set_num_threads(n);
-#endif
-}
-
-const char *ts_matmul_backend(void) {
-#ifdef TS_USE_BLAS
-    static char name[96];
-    if (ts_sgemm_uses_c_loops())
-        snprintf(name, sizeof name, "c loops (faster here than openblas %s)", openblas_get_corename());
-    else
-        snprintf(name, sizeof name, "openblas (%s)", openblas_get_corename());
-    return name;
-#else
-    return "c loops";
-#endif
-}
-
-const char *ts_blas_core(void) {
-#ifdef TS_USE_BLAS
-    return openblas_get_corename();
-#else
-    return "none";
 #endif
 }
 

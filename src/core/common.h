@@ -69,12 +69,6 @@ void ts_set_num_threads(int n);
  */
 void ts_thread_share(int n, int *lo, int *hi);
 
-/** @brief Name of the matmul backend compiled in: "openblas (<core>)" or "c loops". */
-const char *ts_matmul_backend(void);
-
-/** @brief The OpenBLAS kernel set in use (openblas_get_corename()), or "none" without BLAS. */
-const char *ts_blas_core(void);
-
 /** @brief Monotonic wall clock in seconds, for progress displays and benchmarks. */
 double ts_now(void);
 

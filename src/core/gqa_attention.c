@@ -28,7 +28,7 @@
  * the additions never depends on the thread count, so results are
  * deterministic without atomics or per-thread copies.
  */
-#include "core/gqa.h"
+#include "core/gqa_attention.h"
 
 #include <math.h>
 

@@ -33,6 +33,7 @@
 
 #include "core/common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -390,6 +391,27 @@ int ts_sgemm_uses_c_loops(void) {
 #else
 int ts_sgemm_uses_c_loops(void) { return 1; }
 #endif
+
+const char *ts_matmul_backend(void) {
+#ifdef TS_USE_BLAS
+    static char name[96];
+    if (ts_sgemm_uses_c_loops())
+        snprintf(name, sizeof name, "c loops (faster here than openblas %s)", openblas_get_corename());
+    else
+        snprintf(name, sizeof name, "openblas (%s)", openblas_get_corename());
+    return name;
+#else
+    return "c loops";
+#endif
+}
+
+const char *ts_blas_core(void) {
+#ifdef TS_USE_BLAS
+    return openblas_get_corename();
+#else
+    return "none";
+#endif
+}
 
 void ts_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {

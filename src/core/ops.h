@@ -93,6 +93,12 @@ void ts_sgemm_c(int trans_a, int trans_b, int M, int N, int K, float alpha,
  */
 int ts_sgemm_uses_c_loops(void);
 
+/** @brief Name of the matmul backend compiled in: "openblas (<core>)" or "c loops". */
+const char *ts_matmul_backend(void);
+
+/** @brief The OpenBLAS kernel set in use (openblas_get_corename()), or "none" without BLAS. */
+const char *ts_blas_core(void);
+
 /** @brief The same contract as ts_sgemm(), as three plain loops (the reference). */
 void ts_sgemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
@@ -174,6 +180,13 @@ float yarn_get_mscale(float factor, float mscale);
 
 /** @brief cos/sin tables (max_pos, dim/2): angle = pos · inv_freq[i]. */
 void rope_table(float *cos_t, float *sin_t, const float *inv_freq, int dim, int max_pos);
+
+/** A RoPE table as the layers receive it: rope_table()'s cos and sin, (max_pos, dim/2) each. */
+typedef struct {
+    const float *cos; /**< (max_pos, dim/2) */
+    const float *sin; /**< (max_pos, dim/2) */
+    int dim;          /**< rotated dims per head */
+} ts_rope;
 
 /**
  * @brief Rotate adjacent pairs (2i, 2i+1) of each head in place by pos·θ_i.

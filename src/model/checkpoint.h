@@ -20,8 +20,20 @@ ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tok
  * (TS_MODEL_FROZEN: weights only, for generation, evaluation, a teacher or a
  * reference model), and load @p dir/model.safetensors into it. The file's
  * header is checked against the config: every tensor present with the right
- * shape, nothing extra, dtype F32/F16/BF16.
+ * shape, nothing extra, dtype F32/F16/BF16. The one
+ * exception: a router whose method does not use the selection bias
+ * (moe_bias_required()) may come without it, as DeepSeek-V2's do; it is then 0.
  */
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode);
+
+/**
+ * @brief Build @p dst, a model with @p kv_heads key/value heads, from @p src (a
+ * llama-type model, MHA or GQA) by mean-pooling its k_proj and v_proj heads in
+ * groups (gqa_mean_pool_heads(), chapter 3); every other tensor is copied.
+ * @p kv_heads must divide src's num_key_value_heads. @p dst is created here
+ * (without optimizer state); free it with ts_model_free(). On error returns
+ * non-zero with ts_last_error() set.
+ */
+ts_status ts_model_convert_gqa(ts_model *dst, const ts_model *src, int kv_heads);
 
 #endif

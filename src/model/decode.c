@@ -35,8 +35,8 @@ ts_status ts_kvcache_create_for(ts_kvcache *c, const ts_config *cfg, int B, int 
     c->L = cfg->num_hidden_layers;
     c->B = B;
     c->max_T = max_T;
-    int mla = cfg->arch == TS_ARCH_DEEPSEEK_V3;
-    c->kv_dim = c->v_dim = cfg->num_key_value_heads * cfg->head_dim;
+    int mla = ts_attn_kind_of(cfg) == TS_ATTN_MLA;
+    c->kv_dim = c->v_dim = (int)(mha_cache_floats(cfg) / 2); // MHA/GQA: as many floats of keys as of values
     size_t per = (size_t)c->L * B * max_T * c->kv_dim;
     if (mla && mla_kvcache_init(c, cfg, mode == TS_KV_NAIVE)) { // chapter 4: the latent, or full keys/values
         ts_kvcache_free(c);
@@ -51,41 +51,43 @@ ts_status ts_kvcache_create_for(ts_kvcache *c, const ts_config *cfg, int B, int 
     size_t rows = (size_t)B;
     c->x = ts_malloc(rows * C * sizeof(float), "decode scratch");
     c->ln = ts_malloc(rows * C * sizeof(float), "decode scratch");
-    c->q = ts_malloc(rows * HD * sizeof(float), "decode scratch");
-    c->kn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
-    c->vn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
-    c->att_out = ts_malloc(rows * HD * sizeof(float), "decode scratch");
+    c->step.q = ts_malloc(rows * HD * sizeof(float), "decode scratch");
+    c->step.kn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
+    c->step.vn = ts_malloc(rows * c->kv_dim * sizeof(float), "decode scratch");
+    c->step.att_out = ts_malloc(rows * HD * sizeof(float), "decode scratch");
     c->res = ts_malloc(rows * C * sizeof(float), "decode scratch");
     c->gate = ts_malloc(rows * F * sizeof(float), "decode scratch");
     c->up = ts_malloc(rows * F * sizeof(float), "decode scratch");
     c->hidden = ts_malloc(rows * F * sizeof(float), "decode scratch");
-    c->scores = ts_malloc(rows * cfg->num_attention_heads * (size_t)max_T * sizeof(float), "decode scratch");
+    c->step.scores = ts_malloc(rows * cfg->num_attention_heads * (size_t)max_T * sizeof(float), "decode scratch");
     c->logits = ts_malloc(rows * V * sizeof(float), "decode scratch");
     c->rows = ts_malloc(rows * 2 * sizeof(int), "decode scratch");
-    if ((!mla && (!c->k || !c->v)) || !c->len || !c->x || !c->ln || !c->q || !c->kn || !c->vn || !c->att_out || !c->res ||
-        !c->gate || !c->up || !c->hidden || !c->scores || !c->logits || !c->rows) {
+    if ((!mla && (!c->k || !c->v)) || !c->len || !c->x || !c->ln || !c->step.q || !c->step.kn || !c->step.vn ||
+        !c->step.att_out || !c->res || !c->gate || !c->up || !c->hidden || !c->step.scores || !c->logits || !c->rows) {
         ts_kvcache_free(c);
         return TS_ERR_NOMEM;
     }
     if (cfg->n_routed_experts > 0) { // chapter 5: routing and expert buffers for B rows of one token
         ts_arena measure = {0};
-        moe_carve_acts(&c->moe, &measure, cfg, B, 1);
-        if (ts_arena_create(&c->moe_arena, measure.used)) {
+        c->moe = ts_calloc(1, sizeof *c->moe, "decode MoE buffers");
+        if (c->moe) moe_carve_acts(c->moe, &measure, cfg, B, 1);
+        if (!c->moe || ts_arena_create(&c->moe_arena, measure.used)) {
             ts_kvcache_free(c);
             return TS_ERR_NOMEM;
         }
-        moe_carve_acts(&c->moe, &c->moe_arena, cfg, B, 1);
+        moe_carve_acts(c->moe, &c->moe_arena, cfg, B, 1);
     }
     return TS_OK;
 }
 
 void ts_kvcache_free(ts_kvcache *c) {
-    float *bufs[] = {c->k, c->v, c->x, c->ln, c->q, c->kn, c->vn, c->att_out, c->res,
-                     c->gate, c->up, c->hidden, c->scores, c->logits};
+    float *bufs[] = {c->k, c->v, c->x, c->ln, c->step.q, c->step.kn, c->step.vn, c->step.att_out, c->res,
+                     c->gate, c->up, c->hidden, c->step.scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(c->len);
     free(c->rows);
     mla_kvcache_free(c);
+    free(c->moe);
     ts_arena_free(&c->moe_arena);
     memset(c, 0, sizeof *c);
 }
@@ -102,13 +104,9 @@ ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens,
     ts_status st = ts_model_reserve(m, 1, n);
     if (st) return st;
     ts_model_forward(m, tokens, NULL, 1, n);
-    if (m->attn == TS_ATTN_MLA) {
-        mla_prefill(m, c, b, n); // chapter 4: the latent (absorbed) or per-head keys and values (naive)
-    } else {
-        for (int l = 0; l < c->L; l++) {
-            memcpy(ts_kvcache_at(c->k, c, l, b, 0), m->acts[l].attn.k, (size_t)n * c->kv_dim * sizeof(float));
-            memcpy(ts_kvcache_at(c->v, c, l, b, 0), m->acts[l].attn.v, (size_t)n * c->kv_dim * sizeof(float));
-        }
+    for (int l = 0; l < c->L; l++) {
+        if (m->attn == TS_ATTN_MLA) mla_prefill(c, l, b, &m->acts[l].mla, cfg, n); // chapter 4: latent or full k/v
+        else mha_prefill(c, l, b, &m->acts[l].attn, n);
     }
     c->len[b] = n;
     if (logits) memcpy(logits, m->logits + (size_t)(n - 1) * cfg->vocab_size, (size_t)cfg->vocab_size * sizeof(float));
@@ -132,16 +130,19 @@ ts_status ts_model_decode(ts_model *m, ts_kvcache *c, const int *tokens, const i
     if (R == 0) return TS_OK;
     for (int r = 0; r < R; r++) memcpy(c->x + (size_t)r * C, m->w.embed_tokens + (size_t)tokens[seq[r]] * C, C * sizeof(float));
     ts_mlp_acts mlp = {c->gate, c->up, c->hidden};
+    ts_rope rope = ts_model_rope(m);
     for (int l = 0; l < cfg->num_hidden_layers; l++) {
         const ts_layer_weights *w = &m->w.layers[l];
         rmsnorm_forward(c->ln, c->res, c->x, w->input_layernorm, R, C, C, C, cfg->rms_norm_eps);
         // appends to the cache, res = attention output
-        if (m->attn == TS_ATTN_GQA) gqa_decode(m, c, l, c->ln, c->res, seq, pos, R);
-        else if (m->attn == TS_ATTN_MLA) mla_decode(m, c, l, c->ln, c->res, seq, pos, R);
-        else mha_decode(m, c, l, c->ln, c->res, seq, pos, R);
+        switch (m->attn) {
+        case TS_ATTN_MHA: mha_decode(c->res, c->ln, &w->attn, &rope, &c->step, c, l, seq, pos, R, cfg); break;
+        case TS_ATTN_GQA: gqa_decode(c->res, c->ln, &w->attn, &rope, &c->step, c, l, seq, pos, R, cfg); break;
+        case TS_ATTN_MLA: mla_decode(c->res, c->ln, &w->mla, &rope, c->mla_scratch, c, l, seq, pos, R, cfg); break;
+        }
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
         rmsnorm_forward(c->ln, c->res, c->x, w->post_attention_layernorm, R, C, C, C, cfg->rms_norm_eps);
-        if (ts_moe_is_layer(cfg, l)) moe_forward(c->res, &c->moe, c->ln, &w->moe, cfg, R, 1); // chapter 5
+        if (ts_moe_is_layer(cfg, l)) moe_forward(c->res, c->moe, c->ln, &w->moe, cfg, R, 1); // chapter 5
         else mlp_forward(c->res, &mlp, c->ln, &w->mlp, R, C, F);
         for (long i = 0; i < (long)R * C; i++) c->x[i] += c->res[i];
     }

@@ -12,31 +12,31 @@
  * (Shazeer 2019), anything between grouped-query attention (Ainslie et al. 2023).
  * The weights and saved activations are chapter 2's structs (ts_mha_weights,
  * ts_mha_acts): only k_proj, v_proj and the k, v activations are smaller.
- * The KV cache holds Hkv heads: 2·Hkv·D floats per token per layer.
+ * The KV cache holds Hkv heads: 2·Hkv·D floats per token per layer. Parameters,
+ * their count, the cache size and the buffers are chapter 2's too: mha_register(),
+ * mha_params(), mha_cache_floats(), mha_carve_acts(), mha_prefill() size k and v
+ * by num_key_value_heads.
  */
 #ifndef TS_GQA_H
 #define TS_GQA_H
 
-#include "core/common.h"
+#include "model/mha.h"
 
-struct ts_model;
-struct ts_kvcache;
+/** @brief y (N,C) = grouped-query attention(x); the contract of mha_forward(). */
+void gqa_forward(float *y, const ts_mha_acts *a, const float *x, const ts_mha_weights *w, const int *pos,
+                 const ts_rope *rope, const ts_config *c, int B, int T);
 
-/** @brief Layer l: acts[l].ln1 (N,C) → acts[l].attn_y (N,C). The contract of mha_forward(). */
-void gqa_forward(struct ts_model *m, int l, int B, int T);
-
-/**
- * @brief Backward of gqa_forward(): dy = dL/d(attn_y) (N,C) → m->d_ln += dL/d(ln1),
- * weight gradients +=. The contract of mha_backward().
- */
-void gqa_backward(struct ts_model *m, int l, const float *dy, int B, int T);
+/** @brief Backward of gqa_forward(): dx += dL/dx, dw += dL/dw. The contract of mha_backward(). */
+void gqa_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, const float *dy, const ts_mha_acts *a,
+                  const float *x, const ts_mha_weights *w, const int *pos, const ts_rope *rope, const ts_config *c,
+                  int B, int T);
 
 /**
  * @brief Decode step of layer l for R rows (the contract of mha_decode()): reads
  * each cached key and value row once per *group* of G query heads.
  */
-void gqa_decode(struct ts_model *m, struct ts_kvcache *c, int l, const float *x, float *y, const int *seq,
-                const int *pos, int R);
+void gqa_decode(float *y, const float *x, const ts_mha_weights *w, const ts_rope *rope, const ts_kv_step *s,
+                ts_kvcache *kv, int l, const int *seq, const int *pos, int R, const ts_config *c);
 
 /**
  * @brief Mean-pool groups of key/value heads of one projection weight (GQA paper, §2.1):
@@ -45,14 +45,5 @@ void gqa_decode(struct ts_model *m, struct ts_kvcache *c, int l, const float *x,
  * Hkv_out must divide Hkv_in. Heads are averaged in order in double precision.
  */
 void gqa_mean_pool_heads(float *dst, const float *src, int Hkv_in, int Hkv_out, int D, int C);
-
-/**
- * @brief Build @p dst, a model with @p kv_heads key/value heads, from @p src (a
- * llama-type model, MHA or GQA) by mean-pooling its k_proj and v_proj heads in
- * groups; every other tensor is copied. @p kv_heads must divide src's
- * num_key_value_heads. @p dst is created here (without optimizer state); free
- * it with ts_model_free(). On error returns non-zero with ts_last_error() set.
- */
-ts_status ts_model_convert_gqa(struct ts_model *dst, const struct ts_model *src, int kv_heads);
 
 #endif

@@ -10,8 +10,10 @@
 #ifndef TS_MHA_H
 #define TS_MHA_H
 
-struct ts_model;
-struct ts_kvcache;
+#include "core/arena.h"
+#include "core/ops.h"
+#include "model/config.h"
+#include "model/kvcache.h"
 
 /** Views of the attention weights of one layer (also used by GQA/MQA, chapter 3). */
 typedef struct {
@@ -39,21 +41,46 @@ typedef struct {
     float *att;   /**< threads·T·T attention-backward scratch */
 } ts_mha_scratch;
 
-/** @brief Register layer @p l's q/k/v/o projections; returns 0 or -1. */
-int mha_register(struct ts_model *m, int l);
+/** @brief Register layer @p l's q/k/v/o projections (k and v sized by num_key_value_heads); returns 0 or -1. */
+int mha_register(ts_params *p, const ts_config *c, int l);
 
-/** @brief Layer l: acts[l].ln1 (N,C) → acts[l].attn_y (N,C). */
-void mha_forward(struct ts_model *m, int l, int B, int T);
+/** @brief Parameters of one layer's attention: q, k, v and o projections (MHA, GQA and MQA alike). */
+long long mha_params(const ts_config *c);
 
-/** @brief Backward of mha_forward(): dy = dL/d(attn_y) (N,C) → m->d_ln += dL/d(ln1), weight gradients +=. */
-void mha_backward(struct ts_model *m, int l, const float *dy, int B, int T);
+/** @brief Floats the KV cache holds per token per layer: the keys and values of every KV head, 2·Hkv·D. */
+long long mha_cache_floats(const ts_config *c);
+
+/** @brief Carve one layer's activations for B sequences of T tokens (measuring arena: only sizes). */
+void mha_carve_acts(ts_mha_acts *a, ts_arena *ar, const ts_config *c, int B, int T);
+
+/** @brief Carve the backward scratch shared by all layers, for B sequences of T tokens. */
+void mha_carve_scratch(ts_mha_scratch *s, ts_arena *ar, const ts_config *c, int B, int T);
+
+/**
+ * @brief y (N,C) = attention(x) for x (N,C) the normed input of B sequences of
+ * T tokens at positions @p pos (N); fills @p a.
+ */
+void mha_forward(float *y, const ts_mha_acts *a, const float *x, const ts_mha_weights *w, const int *pos,
+                 const ts_rope *rope, const ts_config *c, int B, int T);
+
+/**
+ * @brief Backward of mha_forward(): dx += dL/dx, dw += dL/dw; @p s is scratch
+ * (overwritten).
+ */
+void mha_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, const float *dy, const ts_mha_acts *a,
+                  const float *x, const ts_mha_weights *w, const int *pos, const ts_rope *rope, const ts_config *c,
+                  int B, int T);
+
+/** @brief After a prefill forward of @p n tokens, copy layer @p l's keys and values into sequence @p b of the cache. */
+void mha_prefill(ts_kvcache *kv, int l, int b, const ts_mha_acts *a, int n);
 
 /**
  * @brief Decode step of layer l for R rows (one new token each): x (R,C) is the
  * normed input, rows belong to sequences seq[r] at positions pos[r]; appends
- * their keys and values to the cache and writes y (R,C).
+ * their keys and values to layer l of the cache and writes y (R,C). @p s is
+ * the step's scratch (rows of the cache's B).
  */
-void mha_decode(struct ts_model *m, struct ts_kvcache *c, int l, const float *x, float *y, const int *seq,
-                const int *pos, int R);
+void mha_decode(float *y, const float *x, const ts_mha_weights *w, const ts_rope *rope, const ts_kv_step *s,
+                ts_kvcache *kv, int l, const int *seq, const int *pos, int R, const ts_config *c);
 
 #endif

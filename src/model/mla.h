@@ -28,10 +28,9 @@
 #define TS_MLA_H
 
 #include "core/arena.h"
+#include "core/ops.h"
 #include "model/config.h"
-
-struct ts_model;
-struct ts_kvcache;
+#include "model/kvcache.h"
 
 /** Views of one layer's MLA weights (Hugging Face DeepSeek-V3 names), or of their gradients. */
 typedef struct {
@@ -72,41 +71,60 @@ typedef struct {
     float *d_ckv;   /**< (N, dc) */
     float *d_cq_n;  /**< (N, rq) */
     float *d_cq;    /**< (N, rq) */
+    float *att;     /**< threads·T·T attention-backward scratch */
 } ts_mla_scratch;
 
 /** @brief Register layer @p l's MLA tensors (Hugging Face DeepSeek-V3 names); returns 0 or -1. */
-int mla_register(struct ts_model *m, int l);
+int mla_register(ts_params *p, const ts_config *c, int l);
 
-/** @brief The softmax scale: (qk_nope + qk_rope)^(−1/2) × yarn_get_mscale(factor, mscale_all_dim)² under YaRN. */
-float mla_softmax_scale(const struct ts_model *m);
+/** @brief Parameters of one layer's MLA: query path (low-rank or plain), kv_a with its norm, kv_b, o_proj. */
+long long mla_params(const ts_config *c);
 
 /**
- * @brief YaRN's RoPE amplitude as DeepSeek applies it: cos and sin are multiplied by
- * yarn_get_mscale(factor, mscale) / yarn_get_mscale(factor, mscale_all_dim)
- * (1 when the two are equal, as in the published configs). Scales the model's table.
+ * @brief Floats the KV cache holds per token per layer: the latent, dc + dr
+ * (@p mode TS_KV_ABSORBED), or full per-head keys and values, H·(dq + dv) (TS_KV_NAIVE).
  */
-void mla_scale_rope_table(struct ts_model *m);
+long long mla_cache_floats(const ts_config *c, ts_kv_mode mode);
 
-/** @brief Carve layer activations (@p a non-NULL) or the shared scratch (@p s non-NULL) for B×T rows. */
-void mla_carve(const struct ts_model *m, ts_arena *arena, ts_mla_acts *a, ts_mla_scratch *s, int B, int T);
+/** @brief The softmax scale: (qk_nope + qk_rope)^(−1/2) × yarn_get_mscale(factor, mscale_all_dim)² under YaRN. */
+float mla_softmax_scale(const ts_config *c);
 
-/** @brief Layer l, training path: acts[l].ln1 (N,C) → acts[l].attn_y (N,C). */
-void mla_forward(struct ts_model *m, int l, int B, int T);
+/**
+ * @brief YaRN's RoPE amplitude as DeepSeek applies it: cos and sin, (max_position_embeddings,
+ * qk_rope_head_dim/2) each, are multiplied by yarn_get_mscale(factor, mscale) /
+ * yarn_get_mscale(factor, mscale_all_dim) (1 when the two are equal, as in the published configs).
+ */
+void mla_scale_rope_table(float *cos_t, float *sin_t, const ts_config *c);
 
-/** @brief Backward of mla_forward(): dy = dL/d(attn_y) (N,C) → m->d_ln += dL/d(ln1), weight gradients +=. */
-void mla_backward(struct ts_model *m, int l, const float *dy, int B, int T);
+/** @brief Carve one layer's activations for B sequences of T tokens (measuring arena: only sizes). */
+void mla_carve_acts(ts_mla_acts *a, ts_arena *ar, const ts_config *c, int B, int T);
+
+/** @brief Carve the scratch shared by all layers (forward up-projection, backward gradients). */
+void mla_carve_scratch(ts_mla_scratch *s, ts_arena *ar, const ts_config *c, int B, int T);
+
+/**
+ * @brief Training path: y (N,C) = MLA(x) for x (N,C) the normed input of B
+ * sequences of T tokens at positions @p pos (N); fills @p a, uses s->kv.
+ */
+void mla_forward(float *y, const ts_mla_acts *a, const ts_mla_scratch *s, const float *x, const ts_mla_weights *w,
+                 const int *pos, const ts_rope *rope, const ts_config *c, int B, int T);
+
+/** @brief Backward of mla_forward(): dx += dL/dx, dw += dL/dw; @p s is scratch (overwritten). */
+void mla_backward(float *dx, const ts_mla_weights *dw, const ts_mla_scratch *s, const float *dy, const ts_mla_acts *a,
+                  const float *x, const ts_mla_weights *w, const int *pos, const ts_rope *rope, const ts_config *c,
+                  int B, int T);
 
 /**
  * @brief Set up the MLA part of a KV cache: the latent (absorbed) or full keys and
  * values (naive), and the decode scratch. Called by ts_kvcache_create_for().
  */
-int mla_kvcache_init(struct ts_kvcache *c, const ts_config *cfg, int naive);
+int mla_kvcache_init(ts_kvcache *kv, const ts_config *cfg, int naive);
 
 /** @brief Free what mla_kvcache_init() allocated. */
-void mla_kvcache_free(struct ts_kvcache *c);
+void mla_kvcache_free(ts_kvcache *kv);
 
-/** @brief After a prefill forward of @p n tokens, copy each layer's cache entries for sequence @p b. */
-void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
+/** @brief After a prefill forward of @p n tokens, copy layer @p l's cache entries for sequence @p b from @p a. */
+void mla_prefill(ts_kvcache *kv, int l, int b, const ts_mla_acts *a, const ts_config *c, int n);
 
 // [mla-absorbed-signature]
 /**
@@ -123,19 +141,22 @@ void mla_prefill(struct ts_model *m, struct ts_kvcache *c, int b, int n);
  * used as it is, and W_UV is applied once to the attention's latent output.
  * q (R, H·dq): the rows' queries, q_rope roped; rows belong to sequences seq[r]
  * at positions pos[r], whose cache entries (0..pos[r]) are already written.
- * Writes ctx (R, H·dv), the attention output before o_proj. Scratch:
- * qcat (R, H, dc+dr), scores (R, H, c->max_T), olat (R, H, dc).
+ * kv_b_proj is layer l's (H·(dn+dv), dc) weight. Writes ctx (R, H·dv), the
+ * attention output before o_proj. Scratch: qcat (R, H, dc+dr),
+ * scores (R, H, c->max_T), olat (R, H, dc).
  */
-void mla_absorbed_attention(const struct ts_model *m, const struct ts_kvcache *c, int l, const float *q, float *ctx,
-                            float *qcat, float *scores, float *olat, const int *seq, const int *pos, int R);
+void mla_absorbed_attention(const ts_config *cfg, const float *kv_b_proj, const ts_kvcache *c, int l, const float *q,
+                            float *ctx, float *qcat, float *scores, float *olat, const int *seq, const int *pos,
+                            int R);
 
 // [mla-absorbed-signature]
 /**
  * @brief Decode step of layer l for R rows (one new token each): x (R,C) is the
  * normed input, rows belong to sequences seq[r] at positions pos[r]; appends
- * their cache entries and writes y (R,C). Absorbed or naive, as the cache was made.
+ * their entries to layer l of the cache and writes y (R,C). Absorbed or naive,
+ * as the cache was made. @p scratch is the cache's MLA decode scratch (kv->mla_scratch).
  */
-void mla_decode(struct ts_model *m, struct ts_kvcache *c, int l, const float *x, float *y, const int *seq,
-                const int *pos, int R);
+void mla_decode(float *y, const float *x, const ts_mla_weights *w, const ts_rope *rope, float *scratch,
+                ts_kvcache *kv, int l, const int *seq, const int *pos, int R, const ts_config *cfg);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include "core/ops.h"
 
+long long mlp_params(int C, int F) { return 3LL * C * F; }
+
 //! [mlp-forward]
 void mlp_forward(float *y, const ts_mlp_acts *a, const float *x, const ts_mlp_weights *w, int N, int C, int F) {
     matmul_forward(a->gate, x, w->gate_proj, NULL, N, C, F); // gate (N,F) = x · W_gateᵀ

@@ -22,6 +22,9 @@ typedef struct {
     float *hidden; /**< (N, F) silu(gate) ⊙ up */
 } ts_mlp_acts;
 
+/** @brief Parameters of one MLP of hidden size @p C and intermediate size @p F: gate, up and down projections. */
+long long mlp_params(int C, int F);
+
 /** @brief y (N,C) = down_proj(silu(gate_proj x) ⊙ up_proj x), x (N,C); fills @p a. */
 void mlp_forward(float *y, const ts_mlp_acts *a, const float *x, const ts_mlp_weights *w, int N, int C, int F);
 

@@ -80,10 +80,7 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode)
     int frozen = mode == TS_MODEL_FROZEN;
     ts_status st = ts_config_validate(cfg, "config");
     if (st) return st;
-    /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention;
-     * "deepseek_v3": chapter 4's multi-head latent attention. */
-    if (cfg->arch == TS_ARCH_DEEPSEEK_V3) m->attn = TS_ATTN_MLA;
-    else m->attn = cfg->num_key_value_heads == cfg->num_attention_heads ? TS_ATTN_MHA : TS_ATTN_GQA;
+    m->attn = ts_attn_kind_of(cfg);
     int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
     int D = cfg->head_dim, F = cfg->intermediate_size;
 
@@ -94,7 +91,7 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode)
     for (int l = 0; l < L && !bad; l++) {
 #define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
         bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
-        bad |= (m->attn == TS_ATTN_MLA ? mla_register(m, l) : mha_register(m, l)) < 0;
+        bad |= (m->attn == TS_ATTN_MLA ? mla_register(p, cfg, l) : mha_register(p, cfg, l)) < 0;
         bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
         if (ts_moe_is_layer(cfg, l)) { // chapter 5: router, routed and shared experts
             bad |= moe_register(p, cfg, l) < 0;
@@ -133,7 +130,8 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode)
     if (!frozen) bind_views(m, &m->g, p->grad); // a frozen model's g stays all NULL
     rope_inv_freq(inv_freq, RD, cfg->rope_theta, cfg->has_yarn ? &cfg->yarn : NULL);
     rope_table(m->rope_cos, m->rope_sin, inv_freq, RD, P);
-    if (m->attn == TS_ATTN_MLA) mla_scale_rope_table(m); // YaRN's amplitude, as DeepSeek applies it
+    if (m->attn == TS_ATTN_MLA) // YaRN's amplitude, as DeepSeek applies it
+        mla_scale_rope_table(m->rope_cos, m->rope_sin, cfg);
     free(inv_freq);
     return TS_OK;
 }
@@ -166,9 +164,6 @@ void ts_model_init_weights(ts_model *m, uint64_t seed) {
 static void carve(ts_model *m, ts_arena *a, int B, int T) {
     const ts_config *c = &m->cfg;
     size_t N = (size_t)B * T, C = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
-    size_t HD = (size_t)c->num_attention_heads * c->head_dim;
-    size_t KVD = (size_t)c->num_key_value_heads * c->head_dim;
-    size_t H = c->num_attention_heads;
     m->tokens = ts_arena_ints(a, N);
     m->targets = ts_arena_ints(a, N);
     m->pos = ts_arena_ints(a, N);
@@ -177,15 +172,8 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         ts_layer_acts *s = &m->acts[l];
         s->ln1 = ts_arena_floats(a, N * C);
         s->ln1_rstd = ts_arena_floats(a, N);
-        if (m->attn == TS_ATTN_MLA) {
-            mla_carve(m, a, &s->mla, NULL, B, T); // chapter 4
-        } else {
-            s->attn.q = ts_arena_floats(a, N * HD);
-            s->attn.k = ts_arena_floats(a, N * KVD);
-            s->attn.v = ts_arena_floats(a, N * KVD);
-            s->attn.att = ts_arena_floats(a, (size_t)B * H * T * T);
-            s->attn.ctx = ts_arena_floats(a, N * HD);
-        }
+        if (m->attn == TS_ATTN_MLA) mla_carve_acts(&s->mla, a, c, B, T); // chapter 4
+        else mha_carve_acts(&s->attn, a, c, B, T);
         s->attn_y = ts_arena_floats(a, N * C);
         s->res1 = ts_arena_floats(a, N * C);
         s->ln2 = ts_arena_floats(a, N * C);
@@ -209,12 +197,8 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         m->d_ln = ts_arena_floats(a, N * C);
         m->d_logits = ts_arena_floats(a, N * V);
     }
-    m->attn_scratch.d_q = ts_arena_floats(a, N * HD);
-    m->attn_scratch.d_k = ts_arena_floats(a, N * KVD);
-    m->attn_scratch.d_v = ts_arena_floats(a, N * KVD);
-    m->attn_scratch.d_ctx = ts_arena_floats(a, N * HD);
-    m->attn_scratch.att = ts_arena_floats(a, (size_t)ts_num_threads() * T * T);
-    if (m->attn == TS_ATTN_MLA) mla_carve(m, a, NULL, &m->mla_scratch, B, T);
+    if (m->attn == TS_ATTN_MLA) mla_carve_scratch(&m->mla_scratch, a, c, B, T); // MLA's forward uses it too
+    else if (m->mode != TS_MODEL_FROZEN) mha_carve_scratch(&m->attn_scratch, a, c, B, T);
     if (m->mode == TS_MODEL_FROZEN) return;
     m->mlp_scratch.gate = ts_arena_floats(a, N * F);
     m->mlp_scratch.up = ts_arena_floats(a, N * F);
@@ -253,19 +237,35 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
 
 /* ln1 (N,C) → attn_y (N,C) */
 static void attn_forward(ts_model *m, int l, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l];
+    ts_layer_acts *a = &m->acts[l];
+    ts_rope rope = ts_model_rope(m);
     switch (m->attn) {
-    case TS_ATTN_MHA: mha_forward(m, l, B, T); break;
-    case TS_ATTN_GQA: gqa_forward(m, l, B, T); break;
-    case TS_ATTN_MLA: mla_forward(m, l, B, T); break;
+    case TS_ATTN_MHA: mha_forward(a->attn_y, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T); break;
+    case TS_ATTN_GQA: gqa_forward(a->attn_y, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T); break;
+    case TS_ATTN_MLA:
+        mla_forward(a->attn_y, &a->mla, &m->mla_scratch, a->ln1, &w->mla, m->pos, &rope, c, B, T);
+        break;
     }
 }
 
 /* dy = dL/d(attn_y) → m->d_ln += dL/d(ln1) */
 static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
+    const ts_config *c = &m->cfg;
+    const ts_layer_weights *w = &m->w.layers[l], *g = &m->g.layers[l];
+    const ts_layer_acts *a = &m->acts[l];
+    ts_rope rope = ts_model_rope(m);
     switch (m->attn) {
-    case TS_ATTN_MHA: mha_backward(m, l, dy, B, T); break;
-    case TS_ATTN_GQA: gqa_backward(m, l, dy, B, T); break;
-    case TS_ATTN_MLA: mla_backward(m, l, dy, B, T); break;
+    case TS_ATTN_MHA:
+        mha_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T);
+        break;
+    case TS_ATTN_GQA:
+        gqa_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T);
+        break;
+    case TS_ATTN_MLA:
+        mla_backward(m->d_ln, &g->mla, &m->mla_scratch, dy, &a->mla, a->ln1, &w->mla, m->pos, &rope, c, B, T);
+        break;
     }
 }
 
@@ -447,33 +447,27 @@ void ts_model_free(ts_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+ts_attn_kind ts_attn_kind_of(const ts_config *c) {
+    /* Hkv == H: chapter 2's multi-head attention; Hkv < H: chapter 3's grouped/multi-query attention;
+     * "deepseek_v3": chapter 4's multi-head latent attention. */
+    if (c->arch == TS_ARCH_DEEPSEEK_V3) return TS_ATTN_MLA;
+    return c->num_key_value_heads == c->num_attention_heads ? TS_ATTN_MHA : TS_ATTN_GQA;
+}
+
+long long ts_attn_cache_floats(const ts_config *c, ts_kv_mode mode) {
+    return ts_attn_kind_of(c) == TS_ATTN_MLA ? mla_cache_floats(c, mode) : mha_cache_floats(c);
+}
+
 void ts_model_count_params(const ts_config *c, long long *total, long long *active) {
-    long long C = c->hidden_size, V = c->vocab_size, H = c->num_attention_heads;
+    long long C = c->hidden_size, V = c->vocab_size;
     long long tot = V * C + C + (c->tie_word_embeddings ? 0 : V * C); /* embeddings, final norm, head */
     long long act = tot;
+    long long attn = ts_attn_kind_of(c) == TS_ATTN_MLA ? mla_params(c) : mha_params(c);
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        long long attn;
-        if (c->arch == TS_ARCH_LLAMA) {
-            long long D = c->head_dim, Hkv = c->num_key_value_heads;
-            attn = C * H * D + 2 * C * Hkv * D + H * D * C;
-        } else {
-            long long qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
-            long long q = c->q_lora_rank > 0 ? C * c->q_lora_rank + c->q_lora_rank + (long long)c->q_lora_rank * H * qk
-                                             : C * H * qk;
-            long long kv = C * (c->kv_lora_rank + c->qk_rope_head_dim) + c->kv_lora_rank +
-                           (long long)c->kv_lora_rank * H * (c->qk_nope_head_dim + c->v_head_dim);
-            attn = q + kv + H * c->v_head_dim * C;
-        }
         long long ffn_total, ffn_active;
-        if (ts_moe_is_layer(c, l)) {
-            long long expert = 3 * C * (long long)c->moe_intermediate_size;
-            long long router = (long long)c->n_routed_experts * (C + 1); /* W_g and the selection bias */
-            ffn_total = router + (c->n_routed_experts + c->n_shared_experts) * expert;
-            ffn_active = router + (c->num_experts_per_tok + c->n_shared_experts) * expert;
-        } else {
-            ffn_total = ffn_active = 3 * C * (long long)c->intermediate_size;
-        }
-        tot += 2 * C + attn + ffn_total;
+        if (ts_moe_is_layer(c, l)) moe_params(c, &ffn_total, &ffn_active);
+        else ffn_total = ffn_active = mlp_params(C, c->intermediate_size);
+        tot += 2 * C + attn + ffn_total; /* two norms, attention, feed-forward */
         act += 2 * C + attn + ffn_active;
     }
     if (total) *total = tot;

@@ -24,6 +24,7 @@
 #include "model/mla.h"
 #include "model/mlp.h"
 #include "model/moe.h"
+#include "model/kvcache.h"
 
 /** Which attention implementation a model runs (chosen from the config). */
 typedef enum {
@@ -194,66 +195,33 @@ void ts_model_zero_grad(ts_model *m);
 /** @brief Free everything the model owns. */
 void ts_model_free(ts_model *m);
 
-/** @brief Parameter count: total, and (for MoE) activated per token; embeddings included. */
+/**
+ * @brief Parameter count: total, and (for MoE) activated per token; embeddings included.
+ * Each layer part answers for itself: mha_params(), mla_params(), mlp_params(), moe_params().
+ */
 void ts_model_count_params(const ts_config *cfg, long long *total, long long *active);
+
+/** @brief The attention a model of config @p c runs: MLA for "deepseek_v3", else MHA when Hkv == H, else GQA. */
+ts_attn_kind ts_attn_kind_of(const ts_config *c);
+
+/**
+ * @brief Floats the KV cache holds per token per layer for config @p c (@p mode
+ * matters only for MLA): mha_cache_floats() or mla_cache_floats().
+ */
+long long ts_attn_cache_floats(const ts_config *c, ts_kv_mode mode);
+
+/** @brief The model's RoPE table as the attention layers take it (rotated dims: head_dim, or qk_rope_head_dim for MLA). */
+static inline ts_rope ts_model_rope(const ts_model *m) {
+    ts_rope r = {m->rope_cos, m->rope_sin, m->attn == TS_ATTN_MLA ? m->cfg.qk_rope_head_dim : m->cfg.head_dim};
+    return r;
+}
 
 /* ------------------------------------------------------------------ */
 /* Inference: KV cache, prefill, decode                                */
 /* ------------------------------------------------------------------ */
 
-/**
- * The KV cache of B independent sequences. For MHA/GQA it holds, per layer and
- * sequence, the roped keys and the values of every position so far:
- * 2·Hkv·D floats per token per layer. For MLA (chapter 4) the absorbed cache
- * holds only the latent, kv_lora_rank + qk_rope_head_dim floats per token per
- * layer (@ref latent); the naive one holds full per-head keys and values in k/v.
- */
-typedef struct ts_kvcache {
-    int L;            /**< layers */
-    int B;            /**< sequences */
-    int max_T;        /**< positions per sequence */
-    int kv_dim;       /**< floats per token per layer for K (and for V) */
-    float *k;         /**< (L, B, max_T, kv_dim) */
-    float *v;         /**< (L, B, max_T, kv_dim) */
-    int *len;         /**< (B) tokens cached per sequence */
-    size_t bytes;     /**< bytes allocated for k and v together */
-    /* decode-step scratch, one row per sequence */
-    float *x;         /**< (B,C) residual stream */
-    float *ln;        /**< (B,C) normed input of a block part */
-    float *q;         /**< (B,H*D) queries */
-    float *kn;        /**< (B,kv_dim) new keys */
-    float *vn;        /**< (B,kv_dim) new values */
-    float *att_out;   /**< (B,H*D) attention output before o_proj */
-    float *res;       /**< (B,C) a block part's output (also RMSNorm's rstd scratch) */
-    float *gate;      /**< (B,F) MLP gate */
-    float *up;        /**< (B,F) MLP up */
-    float *hidden;    /**< (B,F) MLP hidden */
-    float *scores;    /**< (B,H,max_T) attention scores */
-    float *logits;    /**< (B,V) */
-    int *rows;        /**< (2B) active sequence index and position of each decode row */
-    /* Multi-head latent attention (chapter 4) */
-    int mla_naive;    /**< MLA: 1 = full per-head keys (kv_dim = H·dq) and values (v_dim = H·dv) in k/v; 0 = latent */
-    int v_dim;        /**< floats per token per layer for V (kv_dim, except naive MLA) */
-    int latent_dim;   /**< absorbed MLA: kv_lora_rank + qk_rope_head_dim floats per token per layer (else 0) */
-    float *latent;    /**< absorbed MLA: (L, B, max_T, latent_dim), normed c_kv then roped k_rope */
-    float *mla_scratch; /**< MLA decode scratch (laid out by mla.c) */
-    ts_moe_acts moe;  /**< MoE layers' routing and expert buffers for B rows (chapter 5) */
-    ts_arena moe_arena; /**< holds moe */
-} ts_kvcache;
-
-/** @brief Where layer @p l, sequence @p b, position @p t lives in a (L,B,max_T,kv_dim) buffer (c->k or c->v). */
-static inline float *ts_kvcache_at(float *base, const ts_kvcache *c, int l, int b, int t) {
-    return base + (((size_t)l * c->B + b) * c->max_T + t) * c->kv_dim;
-}
-
 /** @brief Allocate a cache for B sequences of up to max_T tokens (an MLA model's is absorbed). */
 ts_status ts_kvcache_create(ts_kvcache *c, const ts_model *m, int B, int max_T);
-
-/** What an MLA model's cache stores (chapter 4); other attentions ignore it. */
-typedef enum {
-    TS_KV_ABSORBED = 0, /**< the latent: normed c_kv and roped k_rope, (kv_lora_rank + qk_rope_head_dim) floats */
-    TS_KV_NAIVE = 1     /**< up-projected per-head keys and values, H·(qk_nope + qk_rope + v_head_dim) floats */
-} ts_kv_mode;
 
 /**
  * @brief Allocate a cache for a model of config @p cfg (no weights needed), B

@@ -20,6 +20,8 @@
 
 int ts_moe_is_layer(const ts_config *c, int l) { return c->n_routed_experts > 0 && l >= c->first_k_dense_replace; }
 
+int moe_bias_required(const ts_config *c) { return strcmp(c->topk_method, "noaux_tc") == 0; }
+
 static int is_sigmoid(const ts_config *c) { return strcmp(c->scoring_func, "sigmoid") == 0; }
 
 /* Intermediate size of the fused shared experts. */
@@ -54,6 +56,13 @@ int moe_register(ts_params *p, const ts_config *c, int l) {
         bad |= add_tensor(p, C, Fs, 0, "model.layers.%d.mlp.shared_experts.down_proj.weight", l, 0) < 0;
     }
     return bad ? -1 : 0;
+}
+
+void moe_params(const ts_config *c, long long *total, long long *active) {
+    long long expert = mlp_params(c->hidden_size, c->moe_intermediate_size);
+    long long router = (long long)c->n_routed_experts * (c->hidden_size + 1); /* W_g and the selection bias */
+    *total = router + (long long)(c->n_routed_experts + c->n_shared_experts) * expert;
+    *active = router + (long long)(c->num_experts_per_tok + c->n_shared_experts) * expert;
 }
 
 static float *find(const ts_params *p, float *base, const char *fmt, int l, int e) {

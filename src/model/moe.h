@@ -50,7 +50,7 @@ typedef struct {
 } ts_moe_weights;
 
 /** What the forward keeps for the backward (and what the notebook and the load log read). */
-typedef struct {
+typedef struct ts_moe_acts {
     float *logits;      /**< (N, E) router logits W_g x */
     float *scores;      /**< (N, E) s = softmax or sigmoid of the logits */
     int *topk_idx;      /**< (N, K) chosen experts, best first */
@@ -81,8 +81,24 @@ typedef struct {
 /** @brief 1 if layer @p l of @p c is a mixture of experts (n_routed_experts > 0 and l ≥ first_k_dense_replace). */
 int ts_moe_is_layer(const ts_config *c, int l);
 
+/**
+ * @brief 1 if the routing method needs the selection bias in a checkpoint:
+ * DeepSeek-V3's "noaux_tc" balances with it. DeepSeek-V2's "greedy" and
+ * "group_limited_greedy" have none (their checkpoints carry no
+ * e_score_correction_bias); tinyseek still registers it for them, at 0, so
+ * that the bias update (`--bias-update-speed`) can be tried on any router.
+ */
+int moe_bias_required(const ts_config *c);
+
 /** @brief Register layer @p l's router, bias, routed and shared experts (Hugging Face names); 0 or -1. */
 int moe_register(ts_params *p, const ts_config *c, int l);
+
+/**
+ * @brief Parameters of one MoE layer: @p total (router W_g and its bias, every
+ * routed and shared expert) and @p active per token (the router, K routed and
+ * the shared experts).
+ */
+void moe_params(const ts_config *c, long long *total, long long *active);
 
 /** @brief Point @p w (whose experts array holds E entries) at layer @p l's tensors in @p base (data or grad). */
 void moe_bind(ts_moe_weights *w, const ts_params *p, float *base, const ts_config *c, int l);

@@ -1,5 +1,5 @@
 /**
- * @file gqa.h
+ * @file gqa_attention.h
  * @brief Causal attention with shared keys and values (chapter 3): H query
  *        heads, Hkv key/value heads, each key/value head serving a group of
  *        G = H/Hkv consecutive query heads (Ainslie et al. 2023, "GQA").
@@ -12,8 +12,8 @@
  * Shapes: q (B,T,H,Dqk), k (B,T,Hkv,Dqk), v (B,T,Hkv,Dv), out (B,T,H,Dv),
  * att (B,H,T,T): one probability matrix per *query* head.
  */
-#ifndef TS_GQA_CORE_H
-#define TS_GQA_CORE_H
+#ifndef TS_GQA_ATTENTION_H
+#define TS_GQA_ATTENTION_H
 
 /**
  * @brief Causal scaled dot-product attention with Hkv shared key/value heads.
