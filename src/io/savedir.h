@@ -7,7 +7,7 @@
  * that only make sense together. Renaming each into place one after another
  * leaves a mix when the process dies between two renames. Instead:
  *
- *   1. ts_savedir_begin() creates a fresh sibling folder `DIR.tmp-<pid>`;
+ *   1. ts_savedir_begin() creates a fresh sibling folder `DIR.tmp-PID`;
  *   2. the caller writes every file into it (each fsynced);
  *   3. ts_savedir_commit() hard-links into it everything of DIR that is not
  *      being replaced (the user's notes, a metrics CSV still being appended
@@ -18,7 +18,7 @@
  *      linked (a sub-folder, a file created during the save) into DIR.
  *
  * A process killed anywhere leaves DIR either as it was or as new, and maybe a
- * stale `DIR.tmp-<pid>` beside it; the next ts_savedir_begin() or
+ * stale `DIR.tmp-PID` beside it; the next ts_savedir_begin() or
  * ts_savedir_clean() removes stale ones, first moving into DIR whatever in
  * them is neither one of the caller's own files nor already in DIR, so
  * nothing the user kept there is ever lost. Where the filesystem cannot
@@ -41,7 +41,7 @@
 /** A save in progress. */
 typedef struct {
     char dir[4096];                /**< the folder being replaced, resolved (no symlink, no trailing slash) */
-    char tmp[4200];                /**< the fresh sibling being filled: `<dir>.tmp-<pid>` */
+    char tmp[4200];                /**< the fresh sibling being filled: `<dir>.tmp-PID` */
     const char *const *own_files;  /**< NULL-terminated names the caller writes (stale copies are discarded) */
 } ts_savedir;
 
@@ -75,7 +75,7 @@ void ts_savedir_abort(ts_savedir *s);
 
 /**
  * @brief Remove stale temporaries of @p dir left by killed saves (and
- *        `NAME.tmp.<pid>` files of killed atomic writes inside it), rescuing
+ *        `NAME.tmp.PID` files of killed atomic writes inside it), rescuing
  *        into @p dir anything in them that is not one of @p own_files and not
  *        already there. A missing @p dir is not an error.
  */
