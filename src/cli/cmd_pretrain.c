@@ -1,6 +1,12 @@
 /**
  * @file cmd_pretrain.c
  * @brief `tinyseek pretrain`: train a model from scratch (or resume) on the toy data or any text file.
+ *
+ * Exit status: 0 done; 2 bad input (one line naming the file, field or flag);
+ * 3 the training diverged: a loss or gradient norm that is not finite stopped
+ * the run before its optimizer step, with one line naming the step and the
+ * first layer whose output (or parameter whose gradient) is not finite; the
+ * last checkpoint in --out is the last good one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +72,10 @@ int cmd_pretrain(int argc, char **argv) {
         {"aux-loss-alpha", OPT_FLOAT, &aux_alpha, "MoE: override the config's aux_loss_alpha (sequence-wise balance loss)", 0, 10},
         {"expert-load", OPT_STR, &expert_load, "MoE: per-step expert load CSV (default OUT/expert_load.csv)", 1, 0},
     };
-    int rc = cli_parse("pretrain", "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]", argc, argv, opts,
+    int rc = cli_parse("pretrain",
+                       "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]\n"
+                       "exit status: 0 done, 2 bad input, 3 diverged (a loss or gradient became nan/inf)",
+                       argc, argv, opts,
                        (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     ts_set_num_threads(threads);
@@ -160,6 +169,7 @@ int cmd_pretrain(int argc, char **argv) {
     ts_train_result res;
     if (ts_pretrain(&m, &train, n_eval > (size_t)o.seq_len ? &eval : NULL, &o, &res)) {
         rc = cli_lib_error();
+        if (res.diverged_step) rc = 3;
     } else {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);

@@ -51,6 +51,7 @@ ts_status ts_trainstate_save(const char *path, const ts_params *p, const ts_trai
     int ok = md && add_string(md, "format", TRAINSTATE_FORMAT) && add_string(md, "version", TRAINSTATE_VERSION) &&
              add_u64(md, "step", (uint64_t)meta->step) && add_u64(md, "data_pos", (uint64_t)meta->data_pos) &&
              add_u64(md, "fingerprint", meta->fingerprint) && add_u64(md, "rng_streams", (uint64_t)meta->n_rng);
+    if (ok && meta->weights_hash) ok = add_u64(md, "weights_hash", meta->weights_hash);
     for (int k = 0; ok && k < meta->n_rng; k++) {
         char key[16], words[96];
         const uint64_t *s = meta->rng[k].s;
@@ -138,6 +139,8 @@ static ts_status read_meta(const ts_safetensors *st, ts_trainstate_meta *m) {
     if ((s = meta_uint(st, "data_pos", (uint64_t)LONG_MAX, &pos))) return s;
     if ((s = meta_uint(st, "fingerprint", UINT64_MAX, &m->fingerprint))) return s;
     if ((s = meta_uint(st, "rng_streams", TS_TRAINSTATE_MAX_RNG, &n_rng))) return s;
+    if (ts_safetensors_meta(st, "weights_hash") && (s = meta_uint(st, "weights_hash", UINT64_MAX, &m->weights_hash)))
+        return s;
     m->step = (long)step;
     m->data_pos = (long)pos;
     m->n_rng = (int)n_rng;

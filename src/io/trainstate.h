@@ -16,6 +16,8 @@
  * | `step`                | optimizer steps completed (decimal)                          |
  * | `data_pos`            | the data cursor (decimal; its meaning is the loop's)         |
  * | `fingerprint`         | the run-config fingerprint (decimal u64)                     |
+ * | `weights_hash`        | ts_fingerprint() of the weights saved beside it (decimal u64;|
+ * |                       | optional: absent in states written before it existed)        |
  * | `rng_streams`         | how many RNG states follow (decimal, 0..4)                   |
  * | `rng.K`               | state K as its four u64 words in decimal, comma-separated    |
  *
@@ -44,6 +46,7 @@ typedef struct {
     long step;                          /**< optimizer steps completed; the next step is step + 1 */
     long data_pos;                      /**< data cursor (e.g. batches or tokens consumed), >= 0 */
     uint64_t fingerprint;               /**< ts_fingerprint() of the run config; 0 = none */
+    uint64_t weights_hash;              /**< ts_fingerprint() of the model's weights saved with it; 0 = not recorded */
     int n_rng;                          /**< RNG states stored in @ref rng (0..TS_TRAINSTATE_MAX_RNG) */
     ts_rng rng[TS_TRAINSTATE_MAX_RNG];  /**< e.g. rng[0] = the data-order stream */
 } ts_trainstate_meta;

@@ -8,12 +8,24 @@
 
 #include "model/model.h"
 
+/** The files a checkpoint folder's save owns (config, weights, tokenizer, training state), NULL-terminated. */
+extern const char *const ts_checkpoint_files[];
+
 /**
- * @brief Write @p dir/config.json and @p dir/model.safetensors (each atomically),
- * creating the folder if needed, and copy @p tokenizer_json (if non-NULL) to
- * @p dir/tokenizer.json.
+ * @brief Save @p dir as a unit (see io/savedir.h): config.json,
+ * model.safetensors and, if @p tokenizer_json is non-NULL, a copy of it as
+ * tokenizer.json, written into a fresh folder that then replaces @p dir in
+ * one step (created if needed). Other files in @p dir are kept.
  */
 ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tokenizer_json);
+
+/**
+ * @brief Write config.json, model.safetensors and tokenizer.json (if
+ * @p tokenizer_json is non-NULL) into @p dir, each atomically, one after
+ * another: the building block of a save that adds more files to the unit
+ * (the training loop adds its training state; see ts_savedir_begin()).
+ */
+ts_status ts_checkpoint_write(const ts_model *m, const char *dir, const char *tokenizer_json);
 
 /**
  * @brief Create @p m from @p dir/config.json, allocated as @p mode says
