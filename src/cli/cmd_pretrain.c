@@ -71,6 +71,8 @@ int cmd_pretrain(int argc, char **argv) {
          "MoE: auxiliary-loss-free balancing, each step b_i -= g*sign(load_i - mean) (0 = off)", 0, 10},
         {"aux-loss-alpha", OPT_FLOAT, &aux_alpha, "MoE: override the config's aux_loss_alpha (sequence-wise balance loss)", 0, 10},
         {"expert-load", OPT_STR, &expert_load, "MoE: per-step expert load CSV (default OUT/expert_load.csv)", 1, 0},
+        {"mtp-lambda", OPT_FLOAT, &o.mtp_lambda,
+         "MTP (num_nextn_predict_layers > 0): loss L_main + (lambda/D)*sum_k L_k (default 0.3)", 0, 100},
     };
     int rc = cli_parse("pretrain",
                        "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]\n"

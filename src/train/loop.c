@@ -34,6 +34,7 @@ ts_train_opts ts_train_opts_default(void) {
     o.eval_every = 50;
     o.eval_batches = 4;
     o.seed = 1;
+    o.mtp_lambda = 0.3f;
     return o;
 }
 
@@ -54,6 +55,10 @@ uint64_t ts_train_fingerprint(const ts_model *m, const ts_train_opts *o) {
     }
     if (o->bias_update_speed != 0.0f) { /* chapter 5; absent from older runs' fingerprints */
         memcpy(&bits, &o->bias_update_speed, sizeof bits);
+        MIX(bits);
+    }
+    if (m->cfg.num_nextn_predict_layers > 0) { /* chapter 6: the MTP loss's weight */
+        memcpy(&bits, &o->mtp_lambda, sizeof bits);
         MIX(bits);
     }
 #undef MIX

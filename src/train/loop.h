@@ -56,6 +56,8 @@ typedef struct {
     float bias_update_speed; /**< γ of DeepSeek-V3's auxiliary-loss-free balancing: after each step every MoE
                                   layer's selection bias moves by γ toward balance (0 = off; chapter 5) */
     const char *expert_load_path; /**< CSV of each MoE layer's per-expert load, one row per step (NULL = none) */
+    float mtp_lambda;        /**< λ of the multi-token prediction loss L_main + (λ/D)·Σ_k L_k, for models with
+                                  num_nextn_predict_layers = D > 0 (chapter 6; DeepSeek-V3 used 0.3, then 0.1) */
 } ts_train_opts;
 
 /** What a run reached. */
