@@ -248,10 +248,9 @@ ts_status ts_mtp_decode(ts_model *m, ts_kvcache *c, int b, const float *h, const
     if (st) return st;
     const ts_mtp_weights *w = &m->w.mtp[0];
     // x = M_1·[hnorm(h); enorm(Emb(t))], as the training forward computes it
-    for (int r = 0; r < n; r++) memcpy(c->x + (size_t)r * C, m->w.embed_tokens + (size_t)tokens[r] * C, C * sizeof(float));
-    rmsnorm_forward(cat, c->res, h, w->hnorm, n, C, C, 2 * C, cfg->rms_norm_eps);
-    rmsnorm_forward(cat + C, c->res, c->x, w->enorm, n, C, C, 2 * C, cfg->rms_norm_eps);
-    matmul_forward(c->x, cat, w->eh_proj, NULL, n, 2 * C, C);
+    for (int r = 0; r < n; r++) memcpy(c->ln + (size_t)r * C, m->w.embed_tokens + (size_t)tokens[r] * C, C * sizeof(float));
+    float *rstd = c->res; // (n) scratch for both norms' 1/rms
+    mtp_combine_forward(c->x, cat, rstd, rstd, h, c->ln, w, n, C, cfg->rms_norm_eps);
     decode_block(m, c, 0, &m->w.layers[l], ts_moe_is_layer(cfg, l), c->rows, c->rows + c->B, n);
     rmsnorm_forward(c->ln, c->res, c->x, w->head_norm, n, C, C, C, cfg->rms_norm_eps);
     matmul_forward(logits, c->ln, m->w.lm_head, NULL, n, C, V);

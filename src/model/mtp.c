@@ -92,6 +92,28 @@ long long ts_mtp_count_params(const ts_config *c) {
     return n;
 }
 
+//! [mtp-combine]
+void mtp_combine_forward(float *x, float *cat, float *hn_rstd, float *en_rstd, const float *h, const float *e,
+                         const ts_mtp_weights *w, int N, int C, float eps) {
+    // cat (N,2C) = [hnorm(h) ; enorm(e)]: each norm writes its half of the row (row stride 2C)
+    rmsnorm_forward(cat, hn_rstd, h, w->hnorm, N, C, C, 2 * C, eps);
+    rmsnorm_forward(cat + C, en_rstd, e, w->enorm, N, C, C, 2 * C, eps);
+    matmul_forward(x, cat, w->eh_proj, NULL, N, 2 * C, C); // x (N,C) = cat · M_kᵀ
+}
+//! [mtp-combine]
+
+void mtp_combine_backward(float *dh, float *de, const ts_mtp_weights *dw, float *d_cat, const float *dx,
+                          const float *cat, const float *hn_rstd, const float *en_rstd, const float *h, const float *e,
+                          const ts_mtp_weights *w, int N, int C) {
+    // x = cat · M_kᵀ
+    memset(d_cat, 0, (size_t)N * 2 * C * sizeof(float));
+    matmul_backward(d_cat, dw->eh_proj, NULL, dx, cat, w->eh_proj, N, 2 * C, C);
+    // cat[:, C:] = enorm(e)
+    rmsnorm_backward(de, dw->enorm, d_cat + C, e, w->enorm, en_rstd, N, C, C, 2 * C);
+    // cat[:, :C] = hnorm(h)
+    rmsnorm_backward(dh, dw->hnorm, d_cat, h, w->hnorm, hn_rstd, N, C, C, 2 * C);
+}
+
 //! [mtp-forward]
 /* Module k: h' = M_k·[hnorm(h^(k−1)); enorm(Emb(t_{i+k}))], h^k = TRM_k(h'), logits = lm_head·norm(h^k). */
 static void mtp_forward_depth(ts_model *m, int k) {
@@ -110,10 +132,7 @@ static void mtp_forward_depth(ts_model *m, int k) {
             memcpy(a->h_prev + (size_t)r * C, prev + ((size_t)b * (Tk + 1) + i) * C, (size_t)C * sizeof(float));
         }
     embedding_forward(a->emb, a->tokens, m->w.embed_tokens, N, C); // the shared embedding
-    // cat (N,2C) = [hnorm(h_prev) ; enorm(emb)]: the paper's order, hidden state first
-    rmsnorm_forward(a->cat, a->hn_rstd, a->h_prev, w->hnorm, N, C, C, 2 * C, c->rms_norm_eps);
-    rmsnorm_forward(a->cat + C, a->en_rstd, a->emb, w->enorm, N, C, C, 2 * C, c->rms_norm_eps);
-    matmul_forward(a->x, a->cat, w->eh_proj, NULL, N, 2 * C, C); // x (N,C) = cat · M_kᵀ
+    mtp_combine_forward(a->x, a->cat, a->hn_rstd, a->en_rstd, a->h_prev, a->emb, w, N, C, c->rms_norm_eps);
     int moe = ts_moe_is_layer(c, l);
     ts_block_forward(m, &m->w.layers[l], &m->acts[l], moe, a->x, a->pos, B, Tk); // h^k = acts[l].out
     rmsnorm_forward(a->lnf, a->lnf_rstd, m->acts[l].out, w->head_norm, N, C, C, C, c->rms_norm_eps);
@@ -154,16 +173,12 @@ static void mtp_backward_depth(ts_model *m, int k, const float *d_logits, const 
     }
     // h^k = TRM_k(x): d_res becomes dL/dx
     ts_block_backward(m, &m->w.layers[l], &m->g.layers[l], &m->acts[l], ts_moe_is_layer(c, l), a->x, a->pos, B, Tk);
-    // x = cat · M_kᵀ
-    memset(d_cat, 0, 2 * NC * sizeof(float));
-    matmul_backward(d_cat, g->eh_proj, NULL, m->d_res, a->cat, w->eh_proj, N, 2 * C, C);
-    // cat[:, C:] = enorm(emb), emb = Emb(t_{i+k}): into the shared embedding
+    // x = M_k·[hnorm(h_prev); enorm(emb)]: into h_prev and, through emb = Emb(t_{i+k}), the shared embedding
     memset(d_emb, 0, NC * sizeof(float));
-    rmsnorm_backward(d_emb, g->enorm, d_cat + C, a->emb, w->enorm, a->en_rstd, N, C, C, 2 * C);
-    embedding_backward(m->g.embed_tokens, d_emb, a->tokens, N, C);
-    // cat[:, :C] = hnorm(h_prev)
     memset(d_prev, 0, NC * sizeof(float));
-    rmsnorm_backward(d_prev, g->hnorm, d_cat, a->h_prev, w->hnorm, a->hn_rstd, N, C, C, 2 * C);
+    mtp_combine_backward(d_prev, d_emb, g, d_cat, m->d_res, a->cat, a->hn_rstd, a->en_rstd, a->h_prev, a->emb, w, N,
+                         C);
+    embedding_backward(m->g.embed_tokens, d_emb, a->tokens, N, C);
 }
 
 ts_status ts_mtp_backward(ts_model *m, float *const *d_logits, float *d_hidden, float aux_weight) {

@@ -69,6 +69,27 @@ typedef struct {
     float *d_logits; /**< (N_k,V) scratch for a loss's dL/dlogits (NULL in a frozen model) */
 } ts_mtp_acts;
 
+/**
+ * @brief The module's input: x (N,C) = M_k · cat, cat (N,2C) = [hnorm(h); enorm(e)]
+ * (the paper's order: hidden state first), h (N,C) the previous depth's hidden
+ * states, e (N,C) the embeddings of the tokens k ahead. Saves cat and the two
+ * norms' 1/rms (N each) for the backward.
+ */
+void mtp_combine_forward(float *x, float *cat, float *hn_rstd, float *en_rstd, const float *h, const float *e,
+                         const ts_mtp_weights *w, int N, int C, float eps);
+
+// [mtp-combine-backward-signature]
+/**
+ * @brief Backward of mtp_combine_forward(): given dx = dL/dx (N,C),
+ * dh += dL/dh, de += dL/de (N,C each), and dw->eh_proj, dw->hnorm, dw->enorm
+ * += their gradients (dw->head_norm untouched). @p d_cat is scratch of N·2C
+ * floats (its contents on entry do not matter).
+ */
+void mtp_combine_backward(float *dh, float *de, const ts_mtp_weights *dw, float *d_cat, const float *dx,
+                          const float *cat, const float *hn_rstd, const float *en_rstd, const float *h, const float *e,
+                          const ts_mtp_weights *w, int N, int C);
+// [mtp-combine-backward-signature]
+
 /** Register module k = 1..D's parameters (after the main model's, so D = 0 changes nothing). */
 int mtp_register(ts_params *p, const ts_config *c);
 
