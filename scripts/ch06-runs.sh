@@ -16,7 +16,9 @@
 # scored by scripts/answer-accuracy.py; every MTP run answers them again with
 # --speculative (module 1 drafts, the main model verifies), which must print
 # the same completions, and reports its acceptance rate, main-model passes per
-# token and tokens/s against --sequential.
+# token and its speed against --sequential: tokens per CPU second of the
+# one-thread process (what a run costs, whatever else the machine is doing;
+# wall-clock tokens/s is in the logs).
 #
 # Writes OUTDIR/NAME-sSEED/ (checkpoint, metrics.csv, logs), OUTDIR/per_seed.csv
 # (one row per run), OUTDIR/results.csv (mean and sd over the seeds per
@@ -81,13 +83,13 @@ done
     lam=0; [[ $name == mtp-* ]] && lam=${name#mtp-}
     val=$(sed -n 's/.*held-out loss \([0-9.]*\).*/\1/p' "$dir.log")
     acc=$(sed -n 's/^accuracy \([0-9]*\)\/\([0-9]*\).*/\1 \2/p' "$dir.accuracy.txt" | awk '{printf "%.4f", $1 / $2}')
-    seq_tps=$(sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p' "$dir.sequential.log")
+    seq_tps=$(sed -n 's/.* \([0-9.]*\) tokens per CPU second.*/\1/p' "$dir.sequential.log")
     if [[ $name == mtp-* ]]; then
       sl=$dir.speculative.log
       acc_rate=$(sed -n 's/.*(acceptance \([0-9.]*\)).*/\1/p' "$sl")
       ppt=$(sed -n 's/.*main-model passes per token \([0-9.]*\).*/\1/p' "$sl")
       tpp=$(sed -n 's/.*tokens per main pass \([0-9.]*\).*/\1/p' "$sl")
-      spec_tps=$(sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p' "$sl")
+      spec_tps=$(sed -n 's/.* \([0-9.]*\) tokens per CPU second.*/\1/p' "$sl")
       speedup=$(awk -v a="$spec_tps" -v b="$seq_tps" 'BEGIN { printf "%.3f", a / b }')
     else
       acc_rate=; ppt=1; tpp=1; spec_tps=; speedup=
@@ -140,6 +142,6 @@ EOF
 {
   echo "Chapter 6: chapter 5's MoE model without (base) and with one MTP module (mtp-LAMBDA),"
   echo "$steps steps of 16 x 64 tokens, seeds: $seeds; mean and sd over the seeds"
-  echo "(accuracy: greedy, first 100 test problems; speed: one prompt at a time, one thread)"
+  echo "(accuracy: greedy, first 100 test problems; speed: tokens per CPU second, one prompt at a time, one thread)"
   column -s, -t <"$out/results.csv"
 } | tee "$out/summary.txt"
