@@ -254,8 +254,7 @@ ts_status ts_fp8_gemm_ref(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp
 //! [fp8-gemm-ref]
 
 /* Scratch floats the fast GEMM needs with `threads` threads. */
-static size_t gemm_work_floats(const ts_fp8_matrix *A, const ts_fp8_matrix *B, int threads) {
-    (void)A;
+static size_t gemm_work_floats(const ts_fp8_matrix *B, int threads) {
     return (size_t)B->cols * B->rows + (size_t)threads * 2 * B->rows;
 }
 
@@ -312,7 +311,7 @@ ts_status ts_fp8_gemm(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp8_ma
     ts_status st = gemm_check(A, B, cfg, &chunk);
     if (st) return st;
     int threads = gemm_threads();
-    float *work = ts_malloc(gemm_work_floats(A, B, threads) * sizeof(float), "fp8 gemm scratch");
+    float *work = ts_malloc(gemm_work_floats(B, threads) * sizeof(float), "fp8 gemm scratch");
     if (!work) return TS_ERR_NOMEM;
     gemm_fast(C, ldc, A, B, accumulate, chunk, acc_bits_of(cfg), threads, work);
     free(work);
@@ -373,18 +372,19 @@ ts_status fp8_matmul_backward(float *dinp, float *dweight, float *dbias, const f
         st = quantize_operand(&qdyt, dout, OC, N, 1, 0, cfg);
         if (!st) st = quantize_operand(&qxt, inp, C, N, 1, 0, cfg);
     }
-    int chunk;  // (gemm_check's; each product's own is chunk_of(cfg, its K))
-    if (!st && dinp) st = gemm_check(&qdy, &qwt, cfg, &chunk);
-    if (!st && dweight) st = gemm_check(&qdyt, &qxt, cfg, &chunk);
+    int chunk_dx = 0, chunk_dw = 0;
+    if (!st && dinp) st = gemm_check(&qdy, &qwt, cfg, &chunk_dx);
+    if (!st && dweight) st = gemm_check(&qdyt, &qxt, cfg, &chunk_dw);
     int threads = gemm_threads();
     size_t wn = 0;
-    if (dinp) wn = gemm_work_floats(&qdy, &qwt, threads);
-    if (dweight && gemm_work_floats(&qdyt, &qxt, threads) > wn) wn = gemm_work_floats(&qdyt, &qxt, threads);
+    if (!st && dinp) wn = gemm_work_floats(&qwt, threads);
+    if (!st && dweight && gemm_work_floats(&qxt, threads) > wn) wn = gemm_work_floats(&qxt, threads);
     float *work = NULL;
     if (!st && wn && !(work = ts_malloc(wn * sizeof(float), "fp8 gemm scratch"))) st = TS_ERR_NOMEM;
     if (!st) {
-        if (dinp) gemm_fast(dinp, C, &qdy, &qwt, 1, chunk_of(cfg, OC), acc_bits_of(cfg), threads, work);
-        if (dweight) gemm_fast(dweight, C, &qdyt, &qxt, 1, chunk_of(cfg, N), acc_bits_of(cfg), threads, work);
+        int bits = acc_bits_of(cfg);
+        if (dinp) gemm_fast(dinp, C, &qdy, &qwt, 1, chunk_dx, bits, threads, work);
+        if (dweight) gemm_fast(dweight, C, &qdyt, &qxt, 1, chunk_dw, bits, threads, work);
         // dbias[o] += Σ_n dout[n][o], in float32 as matmul_backward() does.
         if (dbias)
             for (int n = 0; n < N; n++)
