@@ -12,12 +12,13 @@
 #include "core/common.h"
 
 int cli_error(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("tinyseek: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    ts_one_line(msg, sizeof msg); /* a flag's value or a file's text may hold a newline */
+    fprintf(stderr, "tinyseek: %s\n", msg);
     return 2;
 }
 

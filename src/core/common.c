@@ -25,6 +25,7 @@ ts_status ts_fail(ts_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    ts_one_line(last_error, sizeof last_error); /* an error is one line, whatever it quotes */
     return status;
 }
 
