@@ -38,10 +38,14 @@ ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tok
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, int with_optimizer) {
     char path[4096];
     ts_config cfg;
+    memset(m, 0, sizeof *m); /* on any failure the model is left empty */
     join(path, sizeof path, dir, "config.json");
     ts_status st = ts_config_load(&cfg, path);
     if (st) return st;
-    if ((st = ts_model_create(m, &cfg, with_optimizer))) return st;
+    if ((st = ts_model_create(m, &cfg, with_optimizer))) {
+        ts_model_free(m); /* what a half-done create allocated */
+        return st;
+    }
     join(path, sizeof path, dir, "model.safetensors");
     if ((st = ts_safetensors_load_params(&m->params, path))) {
         ts_model_free(m);

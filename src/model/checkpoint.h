@@ -18,7 +18,8 @@ ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tok
 /**
  * @brief Create @p m from @p dir/config.json and load @p dir/model.safetensors
  * into it. The file's header is checked against the config: every tensor
- * present with the right shape, nothing extra, dtype F32/F16/BF16.
+ * present with the right shape, nothing extra, dtype F32/F16/BF16, every
+ * value finite. On failure @p m is left empty (all zero, nothing allocated).
  */
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, int with_optimizer);
 

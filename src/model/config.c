@@ -137,7 +137,9 @@ static void read_rope_scaling(reader *r, ts_config *c) {
     read_float(&sub, "mscale", &c->yarn.mscale, 0);
     read_float(&sub, "mscale_all_dim", &c->yarn.mscale_all_dim, 0);
     if (sub.status) {
-        r->status = ts_fail(sub.status, "%s (in rope_scaling)", ts_last_error());
+        char msg[512]; /* ts_fail() writes where ts_last_error() points: copy it first */
+        snprintf(msg, sizeof msg, "%s", ts_last_error());
+        r->status = ts_fail(sub.status, "%s (in rope_scaling)", msg);
     }
 }
 
