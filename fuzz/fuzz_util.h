@@ -28,16 +28,25 @@
         }                                                                   \
     } while (0)
 
-/* A folder of this process's own (in /dev/shm when there is one: no disk writes per input). */
+static char fuzz_dir_name[128];
+
+static inline void fuzz_dir_remove(void) {
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fuzz_dir_name);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fuzz_dir_name);
+}
+
+/* A folder of this process's own (in /dev/shm when there is one: no disk writes
+ * per input), removed when the process exits. */
 static inline const char *fuzz_dir(void) {
-    static char dir[128];
-    if (!dir[0]) {
+    if (!fuzz_dir_name[0]) {
         struct stat sb;
         const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
-        snprintf(dir, sizeof dir, "%s/tinyseek-fuzz-%ld", base, (long)getpid());
-        mkdir(dir, 0700);
+        snprintf(fuzz_dir_name, sizeof fuzz_dir_name, "%s/tinyseek-fuzz-%ld", base, (long)getpid());
+        mkdir(fuzz_dir_name, 0700);
+        atexit(fuzz_dir_remove);
     }
-    return dir;
+    return fuzz_dir_name;
 }
 
 /* Path of @p name in fuzz_dir() (four results stay valid). */

@@ -3,6 +3,8 @@
  * @brief Flag parsing and error printing shared by every subcommand.
  */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +72,8 @@ static int set_value(const char *cmd, const cli_opt *o, const char *val) {
     }
     case OPT_FLOAT: {
         double x = strtod(val, &end);
-        if (errno || end == val || *end || x != x)
-            return cli_error("%s: --%s expects a number, got '%s'", cmd, o->name, val);
+        if (errno || end == val || *end || !isfinite(x) || fabs(x) > FLT_MAX)
+            return cli_error("%s: --%s expects a finite number, got '%s'", cmd, o->name, val);
         if (ranged && (x < o->min || x > o->max))
             return cli_error("%s: --%s must be between %g and %g, got %g", cmd, o->name, o->min, o->max, x);
         *(float *)o->dest = (float)x;

@@ -531,6 +531,10 @@ static ts_status parse_header(ts_safetensors *st, const char *hdr, size_t n) {
             else status = parse_metadata(st, item);
             continue;
         }
+        if (!item->string[0]) { /* the writer cannot write one either */
+            status = file_error(TS_ERR_FORMAT, path, "a tensor has an empty name");
+            break;
+        }
         ts_st_tensor *t = &st->tensors[st->count];
         memset(t, 0, sizeof *t);
         status = parse_entry(st, item, t);
