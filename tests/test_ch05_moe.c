@@ -603,11 +603,13 @@ static void bias_is_saved_but_not_trained(void **state) {
 
 /* Write a checkpoint folder of @p m by hand, as another tool would: config.json
  * and every tensor but the routers' e_score_correction_bias. */
-static void save_without_bias(const ts_model *m, const char *dir) {
+/* Writes m's folder without the selection bias; with @p extra, one more tensor
+ * ("model.extra.weight") that no config uses. */
+static void save_without_bias_extra(const ts_model *m, const char *dir, int extra) {
     char path[256];
     snprintf(path, sizeof path, "%s/config.json", dir);
     assert_int_equal(ts_config_save(&m->cfg, path), TS_OK);
-    ts_st_entry *e = calloc((size_t)m->params.count, sizeof *e);
+    ts_st_entry *e = calloc((size_t)m->params.count + 1, sizeof *e);
     int n = 0;
     for (int i = 0; i < m->params.count; i++) {
         const ts_param *t = &m->params.params[i];
@@ -615,10 +617,13 @@ static void save_without_bias(const ts_model *m, const char *dir) {
         e[n++] = (ts_st_entry){t->name, t->ndim, t->shape, m->params.data + t->offset};
     }
     assert_true(n < m->params.count); /* the bias was there to leave out */
+    if (extra) e[n++] = (ts_st_entry){"model.extra.weight", e[0].ndim, e[0].shape, e[0].data};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     assert_int_equal(ts_safetensors_write(path, e, n, NULL), TS_OK);
     free(e);
 }
+
+static void save_without_bias(const ts_model *m, const char *dir) { save_without_bias_extra(m, dir, 0); }
 
 /* A DeepSeek-V2-style folder (MLA, softmax scores, greedy or group-limited
  * greedy routing) has no e_score_correction_bias: it loads, the bias is 0, and
@@ -662,6 +667,14 @@ static void v2_folder_without_bias_loads(void **state) {
         ts_kvcache_free(&kv);
         ts_model_free(&m2);
         printf("%s: a folder without e_score_correction_bias loads and gives the writer's logits\n", methods[i]);
+
+        /* the same folder with one tensor too many: refused, naming that tensor
+         * (the names are looked up in the subset of tensors the file must have) */
+        save_without_bias_extra(&m, dir, 1);
+        assert_int_not_equal(ts_checkpoint_load(&m2, dir, 0), TS_OK);
+        printf("%s with an extra tensor: %s\n", methods[i], ts_last_error());
+        assert_non_null(strstr(ts_last_error(), "'model.extra.weight' is not used by the config"));
+        save_without_bias(&m, dir);
 
         /* the same folder, said to route as V3 does: the bias is required */
         strcpy(c.topk_method, "noaux_tc");
