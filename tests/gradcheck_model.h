@@ -29,23 +29,21 @@ enum { TU_GC_MAX = 256 };
 
 /** The table that was checked and the results, one per checked tensor. */
 typedef struct {
-    int n;                       /**< tensors checked */
+    int n;                        /**< tensors checked */
     ts_gc_tensor t[TU_GC_MAX];
     ts_gc_result r[TU_GC_MAX];
-    double worst;                /**< worst max_rel over the checked tensors (NaN if any is NaN) */
-    double worst_abs;            /**< worst max_abs */
+    tu_gc_role role[TU_GC_MAX];
+    double worst;                 /**< worst max_rel over the checked tensors (NaN if any is NaN) */
+    double worst_abs;             /**< worst max_abs */
 } tu_model_gc;
 
 /**
- * @brief Check the gradient in m->params.grad (the caller has run the forward
- * and backward at the current weights) against finite differences of @p loss.
- *
- * The table is the registry itself, and the test fails unless it covers the
- * model (tensors in layout order, none overlapping another, their sizes adding
- * up to ts_model_count_params() of the config) and every tensor meets its role. @p h, @p per_tensor and @p report are as for ts_gradcheck().
+ * @brief The check table of a model: its own parameter registry, less the
+ * tensors @p role skips (whose gradient must then be exactly zero). The test
+ * fails unless the registry covers the model: tensors in layout order, none
+ * overlapping another, their sizes adding up to ts_model_count_params().
  */
-static inline void tu_gradcheck_model(tu_model_gc *g, ts_model *m, ts_loss_fn loss, void *ctx, double h,
-                                      size_t per_tensor, tu_gc_role_fn role, FILE *report) {
+static inline void tu_model_gc_table(tu_model_gc *g, ts_model *m, tu_gc_role_fn role) {
     const ts_params *p = &m->params;
     memset(g, 0, sizeof *g);
     size_t covered = 0, end = 0;
@@ -54,26 +52,45 @@ static inline void tu_gradcheck_model(tu_model_gc *g, ts_model *m, ts_loss_fn lo
         if (t->offset < end) fail_msg("%s overlaps the tensor before it", t->name);
         end = t->offset + t->numel;
         covered += t->numel;
-        if (role && role(m, t) == TU_GC_SKIP) {
+        tu_gc_role r = role ? role(m, t) : TU_GC_CHECK;
+        if (r == TU_GC_SKIP) {
             for (size_t j = 0; j < t->numel; j++)
-                if (p->grad[t->offset + j] != 0) fail_msg("%s: gradient %g at #%zu, expected none", t->name, (double)p->grad[t->offset + j], j);
+                if (p->grad[t->offset + j] != 0)
+                    fail_msg("%s: gradient %g at #%zu, expected none", t->name, (double)p->grad[t->offset + j], j);
             continue;
         }
         assert_true(g->n < TU_GC_MAX);
+        g->role[g->n] = r;
         g->t[g->n++] = (ts_gc_tensor){t->name, p->data + t->offset, p->grad + t->offset, t->numel};
     }
     long long total;
     ts_model_count_params(&m->cfg, &total, NULL);
     assert_int_equal((long long)covered, total);
     assert_true(end <= p->numel);
-    g->worst = ts_gradcheck(loss, ctx, g->t, g->n, h, per_tensor, g->r, report);
+}
+
+/** @brief Once g->r is filled in: the worst errors, and every tensor that must have a gradient has one. */
+static inline void tu_model_gc_finish(tu_model_gc *g) {
+    g->worst = g->worst_abs = 0;
     for (int i = 0; i < g->n; i++) {
+        g->worst = isnan(g->r[i].max_rel) || isnan(g->worst) ? NAN : fmax(g->worst, g->r[i].max_rel);
         g->worst_abs = fmax(g->worst_abs, g->r[i].max_abs);
-        int idx = ts_params_find(p, g->t[i].name);
-        if (g->r[i].grad_scale > 0) continue;
-        if (role && role(m, &p->params[idx]) == TU_GC_MAY_BE_ZERO) continue;
-        fail_msg("%s received no gradient", g->t[i].name); /* a tensor silently disconnected */
+        if (!(g->r[i].grad_scale > 0) && g->role[i] != TU_GC_MAY_BE_ZERO)
+            fail_msg("%s received no gradient", g->t[i].name); /* a tensor silently disconnected */
     }
+}
+
+/**
+ * @brief Check the gradient in m->params.grad (the caller has run the forward
+ * and backward at the current weights) against finite differences of @p loss,
+ * every tensor of tu_model_gc_table() at step @p h; @p per_tensor and
+ * @p report are as for ts_gradcheck().
+ */
+static inline void tu_gradcheck_model(tu_model_gc *g, ts_model *m, ts_loss_fn loss, void *ctx, double h,
+                                      size_t per_tensor, tu_gc_role_fn role, FILE *report) {
+    tu_model_gc_table(g, m, role);
+    ts_gradcheck(loss, ctx, g->t, g->n, h, per_tensor, g->r, report);
+    tu_model_gc_finish(g);
 }
 
 /* ---- MoE routing ---------------------------------------------------------- */

@@ -167,21 +167,23 @@ static double floor_scale(double loss, double h) { return GC_NOISE * DBL_EPSILON
 
 typedef struct {
     double worst;  /* the largest error over the tensors, relative as GC_NOISE says */
-    double step;   /* the h that was used */
+    double step;   /* the smallest h used */
+    int cut;       /* MoE: tensors that needed a step below GC_STEP */
     double margin; /* MoE: the routing margin of the draw */
-    double shift;  /* MoE: the largest change of a router score over the check */
 } seed_result;
 
-/* One seed: the analytic gradient at a fresh draw, then the check.
+/* One seed: the analytic gradient at a fresh draw, then the check, tensor by
+ * tensor.
  *
  * Top-K routing makes the loss piecewise smooth, and finite differences are
  * only valid where no step changes a token's chosen experts. So, for MoE, the
- * check watches every forward: when a router score moved by a quarter of the
- * routing margin or more (a gap between two experts, or between two groups'
- * sums of two, moves by at most four times that), or a choice flipped, the
- * step is cut (tenfold or more) and the check repeated. Most draws keep h = 1e-4; a draw
- * with a near tie needs a smaller step, and its rounding floor (see GC_NOISE)
- * grows with 1/h, honestly reported. No draw is ever skipped. */
+ * check watches every forward: when a tensor's steps moved a router score by
+ * a quarter of the routing margin or more (a gap between two experts, or
+ * between two groups' sums of two, moves by at most four times that), or
+ * flipped a choice, that tensor's step is cut (the score moves in proportion
+ * to h) and its check repeated. Most tensors keep h = 1e-4; those that steer
+ * the router at a draw with a near tie need a smaller one, and their rounding
+ * floor (see GC_NOISE) grows with 1/h. No draw and no tensor is skipped. */
 static seed_result check_seed(const ts_config *c, int B, int T, uint64_t seed, size_t per_tensor, int plant,
                               tu_model_gc *g) {
     int N = B * T, tokens[MAX_N], targets[MAX_N], is_moe = c->n_routed_experts > 0;
@@ -195,7 +197,7 @@ static seed_result check_seed(const ts_config *c, int B, int T, uint64_t seed, s
     assert_true(isfinite(loss));
     if (is_moe && c->aux_loss_alpha > 0) assert_true(m.aux_loss > 0);
     ts_model_backward(&m);
-    seed_result res = {.margin = INFINITY};
+    seed_result res = {.step = GC_STEP, .margin = INFINITY};
     tu_routing_watch watch = {0};
     if (is_moe) {
         tu_routing_watch_init(&watch, &m, N);
@@ -212,22 +214,25 @@ static seed_result check_seed(const ts_config *c, int B, int T, uint64_t seed, s
         }
     }
     loss_ctx ctx = {&m, tokens, targets, B, T, is_moe ? &watch : NULL};
-    for (res.step = GC_STEP;;) {
-        assert_true(res.step > 1e-10);
-        watch.flips = 0;
-        watch.max_shift = 0;
-        tu_gradcheck_model(g, &m, model_loss, &ctx, res.step, per_tensor, is_moe ? moe_role : NULL,
-                           getenv("TS_GC_REPORT") ? stdout : NULL);
-        res.shift = watch.max_shift;
-        if (!is_moe || (watch.flips == 0 && 4 * watch.max_shift < res.margin)) break;
-        /* the shift is proportional to h: cut it to keep 4·shift under half the margin */
-        res.step /= fmax(10, pow(10, ceil(log10(8 * watch.max_shift / res.margin))));
-    }
+    FILE *report = getenv("TS_GC_REPORT") ? stdout : NULL;
+    tu_model_gc_table(g, &m, is_moe ? moe_role : NULL);
     for (int i = 0; i < g->n; i++) {
+        double h = GC_STEP;
+        for (;;) {
+            assert_true(h > 1e-10);
+            watch.flips = 0;
+            watch.max_shift = 0;
+            ts_gradcheck(model_loss, &ctx, &g->t[i], 1, h, per_tensor, &g->r[i], report);
+            if (!is_moe || (watch.flips == 0 && 4 * watch.max_shift < res.margin)) break;
+            h /= fmax(10, pow(10, ceil(log10(8 * watch.max_shift / res.margin)))); /* 4·shift to under half the margin */
+        }
+        res.step = fmin(res.step, h);
+        res.cut += h < GC_STEP;
         ts_gc_result *r = &g->r[i];
-        r->max_rel = r->max_abs / fmax(r->grad_scale, floor_scale(loss, res.step));
-        res.worst = isnan(r->max_rel) || isnan(res.worst) ? NAN : fmax(res.worst, r->max_rel);
+        r->max_rel = r->max_abs / fmax(r->grad_scale, floor_scale(loss, h));
     }
+    tu_model_gc_finish(g);
+    res.worst = g->worst;
     if (is_moe) tu_routing_watch_free(&watch);
     ts_model_free(&m);
     return res;
@@ -241,20 +246,21 @@ static int cmp_double(const void *a, const void *b) {
 /* SEEDS draws of one variant (seeds 1..SEEDS, none chosen); each must stay within GC_BOUND. */
 static void check_variant(const char *name, ts_config c, int B, int T) {
     double worst[SEEDS], min_margin = INFINITY, min_step = GC_STEP;
-    int smaller = 0; /* seeds that needed a step below GC_STEP */
+    int cut = 0, checked = 0; /* tensor checks, and those that needed a step below GC_STEP */
     for (int s = 0; s < SEEDS; s++) {
         tu_model_gc g;
         seed_result r = check_seed(&c, B, T, (uint64_t)s + 1, s < GC_FULL_SEEDS ? 0 : GC_SAMPLE, 0, &g);
         worst[s] = r.worst;
         min_margin = fmin(min_margin, r.margin);
         min_step = fmin(min_step, r.step);
-        smaller += r.step < GC_STEP;
+        cut += r.cut;
+        checked += g.n;
         if (!(r.worst <= GC_BOUND)) {
             for (int i = 0; i < g.n; i++)
                 if (!(g.r[i].max_rel <= GC_BOUND))
                     printf("  %s: error %.2e (%.2e absolute, gradient scale %.2e) at #%zu\n", g.t[i].name,
                            g.r[i].max_rel, g.r[i].max_abs, g.r[i].grad_scale, g.r[i].worst);
-            fail_msg("%s, seed %d (h = %.0e): worst relative error %.2e > %.0e", name, s + 1, r.step, r.worst,
+            fail_msg("%s, seed %d (smallest h %.0e): worst relative error %.2e > %.0e", name, s + 1, r.step, r.worst,
                      GC_BOUND);
         }
     }
@@ -262,8 +268,8 @@ static void check_variant(const char *name, ts_config c, int B, int T) {
     printf("gradcheck f64  %-30s %d seeds: worst %.1e  median %.1e", name, SEEDS, worst[SEEDS - 1],
            0.5 * (worst[SEEDS / 2 - 1] + worst[SEEDS / 2]));
     if (c.n_routed_experts > 0)
-        printf("  (routing margin >= %.1e; %d seeds needed h < %.0e, down to %.0e)", min_margin, smaller, GC_STEP,
-               min_step);
+        printf("  (routing margin >= %.1e; %d of %d tensor checks needed h < %.0e, down to %.0e)", min_margin, cut,
+               checked, GC_STEP, min_step);
     printf("\n");
 }
 
@@ -356,7 +362,7 @@ static void planted_errors_are_caught(void **state) {
             if (g.r[i].max_rel > GC_BOUND && g.r[i].worst == 0) caught++;
             else printf("  missed: %s, error %.2e at #%zu\n", g.t[i].name, g.r[i].max_rel, g.r[i].worst);
         }
-        printf("planted errors of %.0e (h = %.0e): caught in %d of %d tensors\n", 10 * GC_BOUND, r.step, caught,
+        printf("planted errors of %.0e (smallest h %.0e): caught in %d of %d tensors\n", 10 * GC_BOUND, r.step, caught,
                with_gradient);
         assert_true(with_gradient > 10);
         assert_int_equal(caught, with_gradient);
