@@ -19,8 +19,8 @@ ts_status ts_rollout_alloc(ts_rollout *r, int P, int G, int T, int with_ref) {
     r->prompt_len = ts_malloc(n * sizeof(int), "rollout prompt lengths");
     r->completion_len = ts_malloc(n * sizeof(int), "rollout completion lengths");
     r->rewards = ts_malloc(n * sizeof(float), "rollout rewards");
-    r->old_logp = ts_malloc(nt * sizeof(float), "rollout old log-probs");
-    if (with_ref) r->ref_logp = ts_malloc(nt * sizeof(float), "rollout reference log-probs");
+    r->old_logp = ts_malloc(nt * sizeof(double), "rollout old log-probs");
+    if (with_ref) r->ref_logp = ts_malloc(nt * sizeof(double), "rollout reference log-probs");
     if (!r->tokens || !r->targets || !r->prompt_len || !r->completion_len || !r->rewards || !r->old_logp ||
         (with_ref && !r->ref_logp)) {
         ts_rollout_free(r);
@@ -34,8 +34,9 @@ ts_status ts_rollout_alloc(ts_rollout *r, int P, int G, int T, int with_ref) {
     memset(r->prompt_len, 0, n * sizeof(int));
     memset(r->completion_len, 0, n * sizeof(int));
     memset(r->rewards, 0, n * sizeof(float));
-    memset(r->old_logp, 0, nt * sizeof(float));
-    if (r->ref_logp) memset(r->ref_logp, 0, nt * sizeof(float));
+    for (size_t k = 0; k < nt; k++) r->old_logp[k] = 0.0;
+    if (r->ref_logp)
+        for (size_t k = 0; k < nt; k++) r->ref_logp[k] = 0.0;
     return TS_OK;
 }
 

@@ -37,8 +37,9 @@ typedef struct {
     int *prompt_len;     /**< (P·G) p_i ≥ 1 */
     int *completion_len; /**< (P·G) c_i ≥ 1: the |o_i| of the objective */
     float *rewards;      /**< (P·G) r_i, given (the rule rewards of a later session) */
-    float *old_logp;     /**< (P·G, T) log π_old(targets[t]) at completion positions (0 elsewhere) */
-    float *ref_logp;     /**< (P·G, T) log π_ref(targets[t]), or NULL: no reference (β = 0) */
+    double *old_logp;    /**< (P·G, T) log π_old(targets[t]) at completion positions (0 elsewhere), in
+                              double as the loss computes log π_θ, so equal weights give ρ = 1 exactly */
+    double *ref_logp;    /**< (P·G, T) log π_ref(targets[t]), or NULL: no reference (β = 0) */
     int has_old;         /**< 0: π_old is the policy being trained (the first of μ updates), so ρ ≡ 1
                               exactly and old_logp is not read; 1: old_logp holds π_old's log-probs */
 } ts_rollout;

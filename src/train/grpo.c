@@ -69,7 +69,7 @@ typedef struct {
 //! [grpo-coefficient]
 /* J = min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) − β·k3 and dJ/dℓ = A·ρ·[not clipped] + β·(π_ref/π_θ − 1):
  * the cross-entropy weight of the token is dJ/dℓ / D (grpo.h derives it). */
-static grpo_term grpo_token(double logp, double old_logp, const float *ref_logp, double A, const ts_grpo_opts *o) {
+static grpo_term grpo_token(double logp, double old_logp, const double *ref_logp, double A, const ts_grpo_opts *o) {
     grpo_term t;
     int clamped;
     double log_rho = clamp_log_ratio(logp - old_logp, &clamped);
@@ -142,10 +142,10 @@ static ts_status check_rollout(const ts_rollout *r, const ts_grpo_opts *o, int V
                                              "(0..%d)", y, i, t, V - 1);
             if (r->has_old && !isfinite(r->old_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: old log-prob of sequence %d at position %d is %g", i, t,
-                               (double)r->old_logp[k]);
+                               r->old_logp[k]);
             if (r->ref_logp && !isfinite(r->ref_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: reference log-prob of sequence %d at position %d is %g", i, t,
-                               (double)r->ref_logp[k]);
+                               r->ref_logp[k]);
             counted++;
         }
         if (counted != r->completion_len[i] || counted < 1)
@@ -204,18 +204,16 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
             w[k] = 0.0f;
             if (tok) {
                 if (tok->weight) tok->weight[k] = 0.0f;
-                if (tok->logp) tok->logp[k] = 0.0f;
+                if (tok->logp) tok->logp[k] = 0.0;
                 if (tok->k3) tok->k3[k] = 0.0f;
                 if (tok->clipped) tok->clipped[k] = 0;
             }
             int y = r->targets[k];
             if (y == TS_IGNORE) continue;
-            double logp_exact, h;
-            row_logp_entropy(logits + k * V, y, V, &logp_exact, &h);
-            // the float32 a rollout stores for π_old and π_ref: the same weights give the same bits, ρ = 1 exactly
-            double logp = (float)logp_exact;
+            double logp, h;
+            row_logp_entropy(logits + k * V, y, V, &logp, &h);
             // μ = 1: π_old is this very policy, ρ = exp(0) = 1 and the clip cannot fire
-            double old = r->has_old ? (double)r->old_logp[k] : logp;
+            double old = r->has_old ? r->old_logp[k] : logp;
             grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, adv[i], o);
             entropy += h;
             kl += term.k3;
@@ -228,7 +226,7 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
             }
             if (tok) {
                 if (tok->weight) tok->weight[k] = w[k];
-                if (tok->logp) tok->logp[k] = (float)logp;
+                if (tok->logp) tok->logp[k] = logp;
                 if (tok->k3) tok->k3[k] = (float)term.k3;
                 if (tok->clipped) tok->clipped[k] = (unsigned char)term.clipped;
             }
@@ -254,28 +252,27 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
     return s;
 }
 
-ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, float *out) {
+ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out) {
     int n = r->P * r->G, T = r->T, V = m->cfg.vocab_size;
     ts_status s = ts_model_forward_logits(m, r->tokens, n, T);
     if (s) return s;
     for (size_t k = 0; k < (size_t)n * T; k++) {
         int y = r->targets[k];
-        out[k] = 0.0f;
+        out[k] = 0.0;
         if (y == TS_IGNORE) continue;
         if (y < 0 || y >= V)
             return ts_fail(TS_ERR_RANGE, "grpo: target %d at row %zu is outside the vocabulary (0..%d)", y, k, V - 1);
-        double logp, h;
-        row_logp_entropy(m->logits + k * V, y, V, &logp, &h);
-        out[k] = (float)logp;
+        double h;
+        row_logp_entropy(m->logits + k * V, y, V, &out[k], &h); // the loss's own log π: equal weights, ρ = 1 exactly
     }
     return TS_OK;
 }
 
 ts_status ts_grpo_step(ts_model *m, const ts_rollout *r, const ts_grpo_opts *o, float *loss, ts_grpo_stats *st) {
     int N = r->P * r->G * r->T, V = m->cfg.vocab_size;
+    if (m->mode == TS_MODEL_FROZEN) return ts_fail(TS_ERR_ARG, "grpo: the policy is frozen (no gradients to train)");
     ts_status s = ts_model_forward_logits(m, r->tokens, r->P * r->G, r->T);
     if (s) return s;
-    if (!m->d_logits) return ts_fail(TS_ERR_ARG, "grpo: the policy is frozen (no gradients to train)");
     memset(m->d_logits, 0, (size_t)N * V * sizeof(float));
     if ((s = ts_grpo_loss(st, m->d_logits, NULL, m->logits, r, o, V))) return s;
     *loss = (float)(st->loss + o->aux_weight * m->aux_loss);

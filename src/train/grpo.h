@@ -45,9 +45,9 @@
  * ρ ≡ 1 exactly, the clip never fires, and with β = 0 the update is
  * REINFORCE with the group mean as baseline: weights A_i/D_i.
  *
- * Log-probabilities are float32 numbers, ℓ included: the loss rounds its own
- * (computed in double from the logits) to float, as a rollout stores π_old's
- * and π_ref's, so the same weights give the same bits and ρ = 1 exactly.
+ * Log-probabilities are computed in double from the float32 logits, by one
+ * function for π_θ, π_old and π_ref, and stored in double: the same weights
+ * give the same bits, so ρ = 1 exactly at the first of μ updates.
  *
  * Both log-ratios, ℓ − ℓ_old and ℓ_ref − ℓ, are clamped to
  * [−TS_GRPO_LOG_RATIO_MAX, TS_GRPO_LOG_RATIO_MAX] = [−20, 20] before exp
@@ -110,7 +110,7 @@ typedef struct {
 /** Optional per-position outputs of ts_grpo_loss(), each (P·G·T) or NULL; 0 outside the completions. */
 typedef struct {
     float *weight;          /**< the cross-entropy weight w = (dJ/dℓ)/D: dL/dz = w·(p − onehot) */
-    float *logp;            /**< ℓ = log π_θ of the completion token */
+    double *logp;           /**< ℓ = log π_θ of the completion token */
     float *k3;              /**< the k3 term (0 without a reference) */
     unsigned char *clipped; /**< 1 where the clip is active */
 } ts_grpo_tokens;
@@ -148,7 +148,7 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
  * r->has_old) before the first of μ updates, or r->ref_logp from the frozen
  * reference. Replaces @p m's activations.
  */
-ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, float *out);
+ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out);
 
 /**
  * @brief One GRPO gradient: forward of the policy @p m to the logits, the loss
