@@ -81,6 +81,35 @@ static double clip_margin(const ts_rollout *r, const double *logp, const ts_grpo
     return worst;
 }
 
+/* ---- the rollout layout ---------------------------------------------------- */
+
+/* Prompt, completion, padding; position t predicts token t+1, so the completion
+ * mask covers positions p−1 .. p+c−2, and the batch the loop sees is a copy. */
+static void rollout_layout(void **state) {
+    (void)state;
+    ts_rollout r;
+    assert_int_equal(ts_rollout_alloc(&r, 1, 2, 8, 0), TS_OK);
+    const int prompt[3] = {5, 6, 7}, completion[2] = {8, 9};
+    assert_int_equal(ts_rollout_set(&r, 1, prompt, 3, completion, 2, 0.5f, 11), TS_OK);
+    const int tokens[8] = {5, 6, 7, 8, 9, 11, 11, 11}, I = TS_IGNORE, targets[8] = {I, I, 8, 9, I, I, I, I};
+    assert_memory_equal(r.tokens + 8, tokens, sizeof tokens);
+    assert_memory_equal(r.targets + 8, targets, sizeof targets);
+    assert_true(r.prompt_len[1] == 3 && r.completion_len[1] == 2 && r.rewards[1] == 0.5f && r.has_old == 0);
+    for (int t = 0; t < 8; t++) assert_true(r.targets[t] == TS_IGNORE && r.tokens[t] == 0); /* not set yet */
+    assert_int_equal(ts_rollout_tokens(&r), 2);
+    ts_batch b;
+    assert_int_equal(ts_batch_alloc(&b, 2, 8, 1), TS_OK);
+    assert_int_equal(ts_rollout_to_batch(&r, &b), TS_OK);
+    assert_true(b.B == 2 && b.T == 8 && b.weights[9] == 1.0f);
+    assert_memory_equal(b.tokens, r.tokens, 16 * sizeof(int));
+    assert_memory_equal(b.targets, r.targets, 16 * sizeof(int));
+    ts_batch_free(&b);
+    assert_int_equal(ts_batch_alloc(&b, 1, 8, 0), TS_OK);
+    assert_int_equal(ts_rollout_to_batch(&r, &b), TS_ERR_ARG);
+    ts_batch_free(&b);
+    ts_rollout_free(&r);
+}
+
 /* ---- advantages ---------------------------------------------------------- */
 
 /* By hand: rewards {1,0,0,0} have mean 1/4 and population std √(3/16) = √3/4,
@@ -551,6 +580,20 @@ static void normalisations_by_hand(void **state) {
         assert_int_equal(ts_grpo_loss(&st, NULL, &tok, logits, &r, &o, V), TS_OK);
         assert_true(fabs(st.loss - want_loss[ni]) <= 1e-12);
         assert_true(st.completion_len == 2.5 && st.tokens_used == 10 && st.groups_used == 1);
+        assert_true(st.reward_mean == 0.25 && st.zero_var_frac == 0.0 && isnan(st.kl));
+        /* the policy's entropy −Σ p log p, averaged over the 10 completion positions */
+        double H = 0;
+        for (int k = 0; k < 4 * TT; k++) {
+            if (r.targets[k] == TS_IGNORE) continue;
+            double Z = 0, h = 0;
+            for (int v = 0; v < V; v++) Z += exp(logits[k * V + v]);
+            for (int v = 0; v < V; v++) {
+                double p = exp(logits[k * V + v]) / Z;
+                h -= p * log(p);
+            }
+            H += h / 10;
+        }
+        assert_true(fabs(st.entropy - H) <= 1e-12 && H > 0.5 && H < log(V));
         for (int i = 0; i < 4; i++) {
             double D = ni == 0 ? 4.0 * len[i] : ni == 1 ? 10.0 : 24.0;
             for (int t = 0; t < TT; t++) {
@@ -791,6 +834,7 @@ static void bad_input_fails_cleanly(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rollout_layout),
         cmocka_unit_test(advantages_by_hand),
         cmocka_unit_test(gradient_from_logits),
         cmocka_unit_test(model_gradient_sequence),
