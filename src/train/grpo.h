@@ -120,8 +120,13 @@ typedef struct {
  * A_i = (r_i − mean)/(std + eps) with the population std when @p scale_by_std,
  * else r_i − mean; mean and std in double. A group whose rewards are all
  * equal (zero variance) gets A = 0 exactly and zero_var[g] = 1.
- * @param adv      (P·G) out
- * @param zero_var (P) out, or NULL
+ * @param adv          (P·G) out: A_i
+ * @param zero_var     (P) out, or NULL: 1 where the group's rewards are all equal
+ * @param rewards      (P·G) r_i
+ * @param P            groups
+ * @param G            sequences per group
+ * @param scale_by_std 1: divide by std + eps (DeepSeekMath); 0: do not (Dr. GRPO)
+ * @param eps          the ε of std + ε
  */
 void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewards, int P, int G, int scale_by_std,
                         double eps);
@@ -159,6 +164,7 @@ ts_status ts_grpo_step(ts_model *m, const ts_rollout *r, const ts_grpo_opts *o, 
 
 /** Extra CSV columns of the GRPO loss in the training loop, in this order. */
 #define TS_GRPO_N_STATS 6
+/** Their CSV names: reward, kl, clip_frac, zero_var_frac, completion_len, entropy. */
 extern const char *const ts_grpo_stat_names[TS_GRPO_N_STATS];
 
 /** The GRPO loss's data for the training loop: the settings and the current rollout batch. */
