@@ -613,6 +613,46 @@ static void speculative_decoding(void **state) {
     ts_model_free(&m);
 }
 
+/* ---- the command line ------------------------------------------------------ */
+
+/* `generate` drops the modules by default (saying so), --speculative prints
+ * what --sequential prints, and the flags fail with a message naming the
+ * problem and exit status 2 where they cannot work. */
+static void cli_generate(void **state) {
+    (void)state;
+    char out[8192], spec[4096], seq[4096];
+    const char *ts = tu_cli(), *dir = tu_dir, *root = getenv("TS_SRC") ? getenv("TS_SRC") : ".";
+    assert_int_equal(tu_run(out, sizeof out, "'%s' data --out '%s/data' --train 200 --test 20 --seed 1", ts, dir), 0);
+    assert_int_equal(tu_run(out, sizeof out, "'%s' tokenizer train --input '%s/data/pretrain_train.txt' --vocab-size 270 "
+                                             "--out '%s/tok.json'", ts, dir, dir), 0);
+    const char *train = "'%s' pretrain --config '%s/configs/%s' --data '%s/data' --tokenizer '%s/tok.json' --out '%s/%s' "
+                        "--steps 3 --warmup 1 --batch 2 --seq 16 --threads 1 --quiet";
+    assert_int_equal(tu_run(out, sizeof out, train, ts, root, "ch06-mtp.json", dir, dir, dir, "mtp"), 0);
+    assert_int_equal(tu_run(out, sizeof out, train, ts, root, "ch05-moe.json", dir, dir, dir, "plain"), 0);
+    /* the metrics carry the module's loss */
+    assert_int_equal(tu_run(out, sizeof out, "head -1 '%s/mtp/metrics.csv'", dir), 0);
+    assert_non_null(strstr(out, "mtp_loss"));
+
+    assert_int_equal(tu_run(out, sizeof out, "'%s' generate --model '%s/mtp' --max-new 8 'What is 1+2?'", ts, dir), 0);
+    assert_non_null(strstr(out, "multi-token prediction module"));
+    const char *gen = "{ '%s' generate --model '%s/mtp' --max-new 12 --%s 'What is 1+2?' 'What is 33-4?' 2>/dev/null; }";
+    assert_int_equal(tu_run(seq, sizeof seq, gen, ts, dir, "sequential"), 0);
+    assert_int_equal(tu_run(spec, sizeof spec, gen, ts, dir, "speculative"), 0);
+    assert_int_equal(tu_count_lines(seq), 2);
+    assert_string_equal(seq, spec);
+    assert_int_equal(tu_run(out, sizeof out, "{ '%s' generate --model '%s/mtp' --speculative 'What is 1+2?' >/dev/null; }",
+                            ts, dir), 0);
+    assert_non_null(strstr(out, "acceptance"));
+
+    assert_int_equal(tu_run(out, sizeof out, "'%s' generate --model '%s/plain' --speculative 'x'", ts, dir), 2);
+    assert_non_null(strstr(out, "num_nextn_predict_layers"));
+    assert_int_equal(tu_run(out, sizeof out, "'%s' generate --model '%s/mtp' --speculative --temperature 0.5 'x'", ts, dir),
+                     2);
+    assert_non_null(strstr(out, "greedily"));
+    assert_int_equal(tu_run(out, sizeof out, "'%s' pretrain --config '%s/configs/ch06-mtp.json' --mtp-lambda -1 "
+                                             "--data x --tokenizer x --out x", ts, root), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(depth0_dense),
@@ -626,6 +666,7 @@ int main(void) {
         cmocka_unit_test(bad_calls_fail_cleanly),
         cmocka_unit_test(verify_step),
         cmocka_unit_test(speculative_decoding),
+        cmocka_unit_test_setup_teardown(cli_generate, tu_setup_dir, tu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
