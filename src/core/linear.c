@@ -7,6 +7,7 @@
 
 #include "core/ops.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,24 +51,34 @@ static int in_parallel(void) {
 #endif
 }
 
+/* ts_fail() with the "autocast: " prefix. */
+__attribute__((format(printf, 2, 3))) static ts_status autocast_fail(ts_status st, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ts_fail(st, "autocast: %s", msg);
+}
+
 /* Knobs ts_fp8_gemm() would refuse on some shape, refused here once for all. */
 static ts_status check_fp8(const ts_fp8_config *c) {
     if (c->scaling != TS_FP8_FINE && c->scaling != TS_FP8_PER_TENSOR)
-        return ts_fail(TS_ERR_ARG, "autocast: fp8 scaling %d is neither tiles nor per tensor", (int)c->scaling);
+        return autocast_fail(TS_ERR_ARG, "fp8 scaling %d is neither tiles nor per tensor", (int)c->scaling);
     if (c->acc_bits < 0 || c->acc_bits > 24)
-        return ts_fail(TS_ERR_ARG, "autocast: fp8 acc_bits %d is outside 0..24", c->acc_bits);
+        return autocast_fail(TS_ERR_ARG, "fp8 acc_bits %d is outside 0..24", c->acc_bits);
     // Fine tiles are 128 wide along K: a promotion interval must not straddle two.
     if (c->promote < 0 || (c->scaling == TS_FP8_FINE && (c->promote == 0 || TS_FP8_TILE % c->promote != 0)))
-        return ts_fail(TS_ERR_ARG, "autocast: fp8 promote %d must divide the tile width %d (0 only per tensor)",
+        return autocast_fail(TS_ERR_ARG, "fp8 promote %d must divide the tile width %d (0 only per tensor)",
                        c->promote, TS_FP8_TILE);
     return TS_OK;
 }
 
 ts_status ts_autocast_begin(const ts_precision *p) {
-    if (in_parallel()) return ts_fail(TS_ERR_ARG, "autocast: set the precision outside parallel regions");
-    if (active) return ts_fail(TS_ERR_ARG, "autocast: a precision is already in force (settings do not nest)");
+    if (in_parallel()) return autocast_fail(TS_ERR_ARG, "set the precision outside parallel regions");
+    if (active) return autocast_fail(TS_ERR_ARG, "a precision is already in force (settings do not nest)");
     if (p->mode != TS_PRECISION_FP32 && p->mode != TS_PRECISION_FP8)
-        return ts_fail(TS_ERR_ARG, "autocast: unknown precision mode %d", (int)p->mode);
+        return autocast_fail(TS_ERR_ARG, "unknown precision mode %d", (int)p->mode);
     if (p->mode == TS_PRECISION_FP8) {
         ts_status st = check_fp8(&p->fp8);
         if (st) return st;
@@ -80,12 +91,12 @@ ts_status ts_autocast_begin(const ts_precision *p) {
 }
 
 ts_status ts_autocast_end(void) {
-    if (in_parallel()) return ts_fail(TS_ERR_ARG, "autocast: set the precision outside parallel regions");
+    if (in_parallel()) return autocast_fail(TS_ERR_ARG, "set the precision outside parallel regions");
     current = ts_precision_fp32();
     active = 0;
     ts_status st = failed;
     failed = TS_OK;
-    if (st) ts_fail(st, "%s", failure);
+    if (st) autocast_fail(st, "%s", failure);
     return st;
 }
 
