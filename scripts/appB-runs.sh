@@ -24,6 +24,7 @@
 #                       losses and of the relative gap |L - L_fp32| / L_fp32 (%)
 #   OUTDIR/gap.csv      per step, the relative gap of the training loss (%),
 #                       mean over seeds, for figures/appB-loss.gp
+#   OUTDIR/phases.csv   gap.csv averaged over steps 1-60 and 61-STEPS
 #   OUTDIR/summary.txt  the results table, readable
 # "Final training loss" is the mean of the last 25 steps' training losses (one
 # step's batch is noisy; the runs of one seed see the same batches, so their
@@ -139,6 +140,17 @@ with open(os.path.join(out, "gap.csv"), "w") as f:
             g.append("%.5f" % (sum(100 * abs(runs[(p, s)][0][i] - runs[("fp32", s)][0][i]) / runs[("fp32", s)][0][i]
                                    for s in seeds) / len(seeds)))
         f.write(f"{i + 1},{','.join(g)}\n")
+
+# the same gaps averaged over two phases: the steep fall of the first 60 steps, and the rest
+with open(os.path.join(out, "gap.csv")) as f:
+    gap = list(csv.DictReader(f))
+keys = ["fp8_tile_gap_pct", "fp8_tensor_gap_pct", "fp32_alt_gap_pct"]
+with open(os.path.join(out, "phases.csv"), "w") as f:
+    f.write("first_step,last_step," + ",".join(keys) + "\n")
+    for lo, hi in ((1, min(60, n)), (61, n)):
+        sel = [r for r in gap if lo <= int(r["step"]) <= hi]
+        if sel:
+            f.write(f"{lo},{hi}," + ",".join("%.4f" % (sum(float(r[k]) for r in sel) / len(sel)) for k in keys) + "\n")
 EOF
 
 {
