@@ -2,13 +2,19 @@
 """A base model's arithmetic, in the plain equation form of chapter 1's pretraining text.
 
 A pretrained model has never seen the <think>/<answer> format (chapter 1 keeps
-it out of the pretraining text), so it is asked the way its text asks:
-`What is 347+28?` from test.jsonl becomes the prompt `347+28=`, and the number
-the model writes next (greedy) is compared with the answer.
+it out of the pretraining text), so it is asked the way its text asks, in one
+of two forms:
+  direct  `What is 347+28?` from test.jsonl becomes the prompt `347+28=`, and
+          the number the model writes next (greedy) must be the answer;
+  worked  the prompt is `347+28:`, the opening of the text's worked notes
+          (`347+28: 7+8=15 carry 1 ; ... ; so 347+28=375`), and the line must
+          end with `so 347+28=ANSWER`: the steps are the model's business.
 
-usage: answer-accuracy.py prompts TEST.jsonl N DIFFICULTY   first N problems of that difficulty, one prompt a line
-       answer-accuracy.py score TEST.jsonl N COMPLETIONS...  score `tinyseek generate` output (one file per
-                                                            difficulty, in the order the prompts were written)
+usage: answer-accuracy.py prompts [--worked] TEST.jsonl N DIFFICULTY   first N problems of that difficulty,
+                                                                      one prompt a line
+       answer-accuracy.py score [--worked] TEST.jsonl N COMPLETIONS...  score `tinyseek generate` output (one
+                                                                      file per difficulty, in the order the
+                                                                      prompts were written)
 Prints one line per difficulty, "difficulty D: K/N (P%)", and the total.
 """
 import json
@@ -26,11 +32,19 @@ def load(path):
         sys.exit(f"answer-accuracy: {path}: {e}")
 
 
-def equation(prompt):
+def equation(prompt, worked=False):
     m = QUESTION.match(prompt)
     if not m:
         sys.exit(f"answer-accuracy: unexpected prompt {prompt!r} (expected 'What is A+B?')")
-    return f"{m.group(1)}{m.group(2)}{m.group(3)}="
+    return f"{m.group(1)}{m.group(2)}{m.group(3)}" + (":" if worked else "=")
+
+
+def right(prompt, answer, completion, worked):
+    """Is the completion (the prompt, then what the model wrote) right?"""
+    if worked:
+        return completion.rstrip().endswith(f"so {equation(prompt)[:-1]}={answer}")
+    m = re.match(r"\d+", completion[len(equation(prompt)):])
+    return bool(m and m.group(0) == answer)
 
 
 def first(rows, n, d):
@@ -38,9 +52,12 @@ def first(rows, n, d):
 
 
 def main(argv):
+    worked = len(argv) > 2 and argv[2] == "--worked"
+    if worked:
+        argv = argv[:2] + argv[3:]
     if len(argv) >= 5 and argv[1] == "prompts":
         for prompt, _, _ in first(load(argv[2]), int(argv[3]), int(argv[4])):
-            print(equation(prompt))
+            print(equation(prompt, worked))
         return
     if len(argv) < 5 or argv[1] != "score":
         sys.exit(__doc__.strip().split("\n\n")[1])
@@ -48,7 +65,7 @@ def main(argv):
     levels = sorted({r[2] for r in rows})
     if len(argv) - 4 != len(levels):
         sys.exit(f"answer-accuracy: {len(levels)} difficulties in {argv[2]}, {len(argv) - 4} completion files")
-    total = right = 0
+    total = n_right = 0
     for d, path in zip(levels, argv[4:]):
         want = first(rows, n, d)
         try:
@@ -59,15 +76,14 @@ def main(argv):
             sys.exit(f"answer-accuracy: {path} has {len(outs)} lines for {len(want)} prompts")
         k = 0
         for (prompt, answer, _), out in zip(want, outs):
-            eq = equation(prompt)
+            eq = equation(prompt, worked)
             if not out.startswith(eq):
                 sys.exit(f"answer-accuracy: {path}: line {out!r} does not start with its prompt {eq!r}")
-            m = re.match(r"\d+", out[len(eq):])
-            k += bool(m and m.group(0) == answer)
+            k += right(prompt, answer, out, worked)
         print(f"difficulty {d}: {k}/{len(want)} ({100.0 * k / len(want):.0f}%)")
         total += len(want)
-        right += k
-    print(f"all: {right}/{total} ({100.0 * right / total:.0f}%)")
+        n_right += k
+    print(f"all: {n_right}/{total} ({100.0 * n_right / total:.0f}%)")
 
 
 main(sys.argv)
