@@ -109,12 +109,12 @@ typedef enum {
 
 /** The plain-text forms a problem takes in the pretraining text (task_render_web). */
 typedef enum {
-    TASK_FORM_EQUATION = 0, /**< `347+28=375` */
-    TASK_FORM_QUESTION = 1, /**< `What is 347+28? 375` */
-    TASK_FORM_NOTES = 2,    /**< `347+28: 7+8=15 carry 1 ; 4+2+1=7 carry 0 ; 3+0=3 carry 0 ; so 347+28=375` */
-    TASK_FORM_PROSE = 3,    /**< `To work out 347 plus 28, start with the ones: 7 plus 8 is 15, ...` */
-    TASK_FORM_STORY = 4,    /**< `A shop had 347 apples and got 28 more, so it had 375.` */
-    TASK_FORM_TAGGED = 5,   /**< `What is 347+28? <think>...</think><answer>375</answer>` (off by default) */
+    TASK_FORM_EQUATION = 0, /**< "347+28=375" */
+    TASK_FORM_QUESTION = 1, /**< "What is 347+28? 375" */
+    TASK_FORM_NOTES = 2,    /**< "347+28: 7+8=15 carry 1 ; 4+2+1=7 carry 0 ; 3+0=3 carry 0 ; so 347+28=375" */
+    TASK_FORM_PROSE = 3,    /**< "To work out 347 plus 28, start with the ones: 7 plus 8 is 15, ..." */
+    TASK_FORM_STORY = 4,    /**< "A shop had 347 apples and got 28 more, so it had 375." */
+    TASK_FORM_TAGGED = 5,   /**< the question, a space, then the SFT response (the R1 think/answer format; off by default) */
     TASK_N_FORMS = 6
 } task_form;
 
