@@ -63,6 +63,30 @@ static int session_open(session *s, const char *cmd, const char *model_dir, cons
     return s->res ? 0 : cli_error("%s: out of memory", cmd);
 }
 
+/* --samples-out: every sampled completion, scored, one JSON line each. */
+typedef struct {
+    const ts_examples *problems;
+    FILE *f;
+} dumper;
+
+static ts_status dump_sample(void *ctx, int problem, int sample, const char *response, const ts_answer_score *score) {
+    dumper *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prompt", d->problems->ex[problem].prompt);
+    cJSON_AddStringToObject(o, "answer", d->problems->ex[problem].answer);
+    cJSON_AddNumberToObject(o, "difficulty", d->problems->ex[problem].difficulty);
+    cJSON_AddNumberToObject(o, "sample", sample);
+    cJSON_AddStringToObject(o, "response", response);
+    cJSON_AddBoolToObject(o, "correct", score->correct);
+    cJSON_AddStringToObject(o, "format", ts_format_name(score->format));
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return ts_fail(TS_ERR_NOMEM, "evaluate: out of memory");
+    fprintf(d->f, "%s\n", line);
+    cJSON_free(line);
+    return TS_OK;
+}
+
 /* The evaluation flags both commands share. */
 #define EVAL_FLAGS(o, tmpl_name, limit, threads, quiet)                                                                 \
     {"template", OPT_STR, &tmpl_name, "chat template the prompts are rendered with: r1 or r1-zero", 1, 0},             \
@@ -78,7 +102,7 @@ static int session_open(session *s, const char *cmd, const char *model_dir, cons
 int cmd_evaluate(int argc, char **argv) {
     ts_eval_opts o = ts_eval_opts_default();
     const char *model_dir = NULL, *data = NULL, *problems = NULL, *csv = NULL, *json = NULL, *label = NULL,
-               *tmpl_name = "r1";
+               *tmpl_name = "r1", *samples_out = NULL;
     int limit = 0, threads = 0, quiet = 0, no_greedy = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model_dir, "checkpoint folder (config.json, model.safetensors, tokenizer.json)", 1, 0},
@@ -88,6 +112,7 @@ int cmd_evaluate(int argc, char **argv) {
         {"json", OPT_STR, &json, "the same summary as JSON", 1, 0},
         {"label", OPT_STR, &label, "the model's name in the summary (default: the folder)", 1, 0},
         {"no-greedy", OPT_FLAG, &no_greedy, "skip the greedy completions", 1, 0},
+        {"samples-out", OPT_STR, &samples_out, "JSONL of every sampled completion with its score", 1, 0},
         EVAL_FLAGS(o, tmpl_name, limit, threads, quiet),
     };
     int rc = cli_parse("evaluate", "--model DIR (--data DIR | --problems F) [--csv F] [--json F] [flags]", argc, argv,
@@ -111,8 +136,10 @@ int cmd_evaluate(int argc, char **argv) {
         session_free(&s);
         return rc;
     }
-    if (ts_evaluate(&s.m, &s.tok, &s.view, &o, s.res, NULL, NULL) ||
-        ts_eval_write(csv, json, label ? label : model_dir, &s.view, s.res, &o)) {
+    dumper d = {&s.view, samples_out ? fopen(samples_out, "w") : NULL};
+    if (samples_out && !d.f) rc = cli_error("evaluate: cannot write %s", samples_out);
+    else if (ts_evaluate(&s.m, &s.tok, &s.view, &o, s.res, d.f ? dump_sample : NULL, &d) ||
+             ts_eval_write(csv, json, label ? label : model_dir, &s.view, s.res, &o)) {
         rc = cli_lib_error();
     } else {
         double g = 0, c = 0, f = 0, n = 0;
@@ -126,6 +153,7 @@ int cmd_evaluate(int argc, char **argv) {
                s.view.n, ts_template_name(o.tmpl), o.greedy ? g / n : 0.0, c / n, o.n_samples, o.temperature, f / n,
                csv ? " -> " : "", csv ? csv : "");
     }
+    if (d.f && fclose(d.f) != 0 && !rc) rc = cli_error("evaluate: cannot write %s", samples_out);
     session_free(&s);
     return rc;
 }

@@ -88,7 +88,6 @@ ts_answer_score ts_answer_score_of(const char *response, const char *truth) {
     return s;
 }
 
-//! [pass-at-k]
 double ts_pass_at_k(int n, int c, int k) {
     if (k < 1 || k > n || c < 0 || c > n) return NAN;
     if (n - c < k) return 1.0; // every k-subset holds a correct sample
@@ -96,7 +95,6 @@ double ts_pass_at_k(int n, int c, int k) {
     for (int i = n - c + 1; i <= n; i++) all_wrong *= 1.0 - (double)k / i;
     return 1.0 - all_wrong;
 }
-//! [pass-at-k]
 
 int ts_majority_vote(const char *const *answers, int n) {
     int best = -1, best_count = 0;

@@ -60,6 +60,7 @@ typedef struct {
 /** @brief Extract, match against @p truth and check the format of @p response. */
 ts_answer_score ts_answer_score_of(const char *response, const char *truth);
 
+// [pass-at-k-signature]
 /**
  * @brief The unbiased pass@k estimator of Chen et al. (2021): the chance that
  *        at least one of k samples drawn without replacement from n samples,
@@ -72,6 +73,7 @@ ts_answer_score ts_answer_score_of(const char *response, const char *truth);
  * @return the estimate in [0, 1]; NAN when k < 1, k > n or c outside 0..n.
  */
 double ts_pass_at_k(int n, int c, int k);
+// [pass-at-k-signature]
 
 /**
  * @brief Majority vote: the answer given most often among @p answers[0..n-1]
