@@ -63,6 +63,39 @@ static int session_open(session *s, const char *cmd, const char *model_dir, cons
     return s->res ? 0 : cli_error("%s: out of memory", cmd);
 }
 
+/* Length of the valid UTF-8 sequence at @p s, or 0 (a model may write any byte
+ * token; JSON must be UTF-8). Overlong forms and surrogates count as valid
+ * here: the point is only that the bytes decode. */
+static int utf8_len(const unsigned char *s) {
+    int n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+/* A copy of @p s with every byte that is not valid UTF-8 replaced by U+FFFD (malloc'd). */
+static char *utf8_clean(const char *s, int *changed) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out) return NULL;
+    *changed = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int k = utf8_len(p);
+        if (k == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+            *changed = 1;
+        } else {
+            memcpy(o, p, (size_t)k);
+            o += k;
+            p += k;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* --samples-out: every sampled completion, scored, one JSON line each. */
 typedef struct {
     const ts_examples *problems;
@@ -76,7 +109,14 @@ static ts_status dump_sample(void *ctx, int problem, int sample, const char *res
     cJSON_AddStringToObject(o, "answer", d->problems->ex[problem].answer);
     cJSON_AddNumberToObject(o, "difficulty", d->problems->ex[problem].difficulty);
     cJSON_AddNumberToObject(o, "sample", sample);
-    cJSON_AddStringToObject(o, "response", response);
+    int changed;
+    char *text = utf8_clean(response, &changed);
+    if (!text) {
+        cJSON_Delete(o);
+        return ts_fail(TS_ERR_NOMEM, "evaluate: out of memory");
+    }
+    cJSON_AddStringToObject(o, "response", text);
+    free(text);
     cJSON_AddBoolToObject(o, "correct", score->correct);
     cJSON_AddStringToObject(o, "format", ts_format_name(score->format));
     char *line = cJSON_PrintUnformatted(o);
@@ -178,7 +218,11 @@ static ts_status keep_sample(void *ctx, int problem, int sample, const char *res
         k->wrong++;
         return TS_OK;
     }
-    if (score->format != TS_FORMAT_OK) {
+    int changed;
+    char *text = utf8_clean(response, &changed);
+    if (!text) return ts_fail(TS_ERR_NOMEM, "rejection-sample: out of memory");
+    free(text);
+    if (score->format != TS_FORMAT_OK || changed) { // bytes that are not UTF-8 are not a clean response either
         k->unclean++;
         return TS_OK;
     }
