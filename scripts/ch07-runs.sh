@@ -21,7 +21,7 @@
 set -euo pipefail
 ts=${1:?usage: ch07-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: ch07-runs.sh TINYSEEK OUTDIR}
-: "${PRETRAIN_STEPS:=300}" "${SFT_STEPS:=150}" "${RS_PROMPTS:=100}" "${RS_SAMPLES:=4}" "${EVAL_PROBLEMS:=100}"
+: "${PRETRAIN_STEPS:=1500}" "${SFT_STEPS:=300}" "${RS_PROMPTS:=50}" "${RS_SAMPLES:=4}" "${EVAL_PROBLEMS:=50}"
 : "${EVAL_SAMPLES:=8}" "${MAX_NEW:=96}"
 data=runs/ch01/data
 for f in $data/pretrain_train.txt $data/sft_train.jsonl $data/rl_train.jsonl runs/ch01/tokenizer.json; do
