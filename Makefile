@@ -100,7 +100,7 @@ $(SHARED_LIB): $(LIB_OBJ)
 $(CLI_BIN): $(CLI_OBJ) $(STATIC_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(STATIC_LIB)
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/gradcheck_model.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC_LIB) $(LDLIBS) -lcmocka
 
@@ -113,15 +113,18 @@ deps:
 # some suites drive the command itself (bad-input cases).
 build-tests: $(TEST_BIN) $(CLI_BIN)
 
-# test: both matmul backends, then one summary line ("N passed, N failed").
+# test: both matmul backends and the double-precision gradient checks
+# (mk/f64.mk), then one summary line ("N passed, N failed").
 test: deps
 	@$(MAKE) --no-print-directory build-tests BLAS=1
 	@$(MAKE) --no-print-directory build-tests BLAS=0
-	@bash scripts/run-tests.sh build/release build/release-noblas
+	@$(MAKE) --no-print-directory build-tests-f64
+	@bash scripts/run-tests.sh build/release build/release-noblas build/release-f64
 
 asan: deps
 	@$(MAKE) --no-print-directory build-tests MODE=asan
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash scripts/run-tests.sh build/asan
+	@$(MAKE) --no-print-directory build-tests-f64 MODE=asan
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash scripts/run-tests.sh build/asan build/asan-f64
 
 debug:
 	@$(MAKE) --no-print-directory all MODE=debug

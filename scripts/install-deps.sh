@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh            packages for building, testing, figures, docs
 #   scripts/install-deps.sh notebooks  also Jupyter (Debian's python3, not a virtualenv)
 #   scripts/install-deps.sh torch      also PyTorch and NumPy, for `make crosscheck` / `make bench`
+#   scripts/install-deps.sh fuzz       also clang (libFuzzer, ASan, UBSan), for `make fuzz`
 #
 # Quiet and fast when everything is present: it only asks dpkg.
 set -euo pipefail
@@ -14,7 +15,8 @@ for what in "$@"; do
   case "$what" in
     notebooks) extra+=(python3-ipykernel jupyter-nbconvert python3-nbformat python3-numpy jupyter-client) ;;
     torch) extra+=(python3-torch python3-numpy) ;;
-    *) echo "install-deps: unknown extra '$what' (expected: notebooks, torch)" >&2; exit 2 ;;
+    fuzz) extra+=(clang) ;;
+    *) echo "install-deps: unknown extra '$what' (expected: notebooks, torch, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -125,6 +125,24 @@ static void save_load_round_trip_is_bit_identical(void **state) {
     const char *path = tu_path("model.safetensors");
     assert_int_equal(ts_safetensors_save(&p, path, "{\"format\":\"pt\",\"note\":\"tinyseek \\\"test\\\"\"}"), TS_OK);
     for (size_t i = 0; i < q.numel; i++) q.data[i] = 123.0f;
+    /* The file keeps the infinities and the NaN bit for bit (read raw below), but
+     * a model never loads them: refused naming the tensor and the first index. */
+    {
+        ts_safetensors raw;
+        float row[15];
+        assert_int_equal(ts_safetensors_open(&raw, path), TS_OK);
+        assert_int_equal(ts_safetensors_read_f32(&raw, names[0], row, 15), TS_OK);
+        for (int i = 0; i < 15; i++) assert_int_equal(fbits(row[i]), fbits(e[i]));
+        ts_safetensors_close(&raw);
+    }
+    assert_int_equal(ts_safetensors_load_params(&q, path), TS_ERR_FORMAT);
+    assert_non_null(strstr(ts_last_error(), names[0]));
+    assert_non_null(strstr(ts_last_error(), "+inf at index 2"));
+    for (size_t i = 0; i < q.numel; i++) assert_true(q.data[i] == 123.0f); /* nothing copied */
+    e[2] = 1.0f;
+    e[3] = -2.0f;
+    e[4] = 0.5f;
+    assert_int_equal(ts_safetensors_save(&p, path, "{\"format\":\"pt\",\"note\":\"tinyseek \\\"test\\\"\"}"), TS_OK);
     assert_int_equal(ts_safetensors_load_params(&q, path), TS_OK);
     for (int t = 0; t < p.count; t++) {
         const float *a = p.data + p.params[t].offset, *b = q.data + q.params[t].offset;
@@ -257,10 +275,31 @@ static void f16_and_bf16_convert_exactly(void **state) {
     assert_int_equal(ts_params_add(&p, "b", 1, sb, 0), 0);
     assert_int_equal(ts_params_add(&p, "h", 2, sh, 0), 1);
     assert_int_equal(ts_params_alloc(&p, 0), TS_OK);
-    assert_int_equal(ts_safetensors_load_params(&p, path), TS_OK);
-    for (int i = 0; i < 12; i++) assert_int_equal(fbits(p.data[p.params[1].offset + i]), fbits(hv[i]));
-    for (int i = 0; i < 6; i++) assert_int_equal(fbits(p.data[p.params[0].offset + i]), fbits(bv[i]));
+    /* The last F16 values and the last BF16 value are infinities: a model refuses them
+     * (naming the tensor and where), the raw reader converts them exactly. */
+    assert_int_equal(ts_safetensors_load_params(&p, path), TS_ERR_FORMAT);
+    assert_non_null(strstr(ts_last_error(), "'b' holds +inf at index 5 (element [5])"));
     ts_safetensors st;
+    assert_int_equal(ts_safetensors_open(&st, path), TS_OK);
+    float hx[12], bx[6];
+    assert_int_equal(ts_safetensors_read_f32(&st, "h", hx, 12), TS_OK);
+    assert_int_equal(ts_safetensors_read_f32(&st, "b", bx, 6), TS_OK);
+    for (int i = 0; i < 12; i++) assert_int_equal(fbits(hx[i]), fbits(hv[i]));
+    for (int i = 0; i < 6; i++) assert_int_equal(fbits(bx[i]), fbits(bv[i]));
+    ts_safetensors_close(&st);
+    /* Finite halves load through the registry with the same bits. */
+    data[20] = data[22] = 0x00; /* h[10], h[11] = +0, +0 */
+    data[21] = data[23] = 0x00;
+    data[34] = 0x80; /* b[5] = 0x3f80 = 1.0 */
+    data[35] = 0x3f;
+    write_raw(path,
+              "{\"h\":{\"dtype\":\"F16\",\"shape\":[3,4],\"data_offsets\":[0,24]},"
+              "\"b\":{\"dtype\":\"BF16\",\"shape\":[6],\"data_offsets\":[24,36]}}",
+              data, sizeof data);
+    assert_int_equal(ts_safetensors_load_params(&p, path), TS_OK);
+    for (int i = 0; i < 10; i++) assert_int_equal(fbits(p.data[p.params[1].offset + i]), fbits(hv[i]));
+    for (int i = 0; i < 5; i++) assert_int_equal(fbits(p.data[p.params[0].offset + i]), fbits(bv[i]));
+    assert_true(p.data[p.params[0].offset + 5] == 1.0f);
     assert_int_equal(ts_safetensors_open(&st, path), TS_OK);
     assert_int_equal(ts_safetensors_find(&st, "h")->dtype, TS_DTYPE_F16);
     assert_int_equal(ts_safetensors_find(&st, "b")->dtype, TS_DTYPE_BF16);

@@ -2,9 +2,8 @@
  * are an MLP, whole-model gradient checks (softmax/sigmoid, with and without
  * groups), the auxiliary loss reaches the router, the bias picks but never
  * weighs, group-limited routing, and the bias update balancing a skewed router. */
-#include "testutil.h"
+#include "gradcheck_model.h"
 
-#include "core/gradcheck.h"
 #include "core/ops.h"
 #include "core/optim.h"
 #include "io/safetensors.h"
@@ -210,93 +209,39 @@ static void one_expert_model_is_the_dense_model(void **state) {
 
 /* ---- whole-model gradient checks ---------------------------------------- */
 
-static int cmp_double_desc(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
-
-/* The smallest gap a perturbation would have to close to change some token's
- * chosen set: between the K-th and (K+1)-th biased score among the experts of
- * the kept groups, and between the last kept and the first dropped group. */
-static double routing_margin(const float *scores, const float *bias, int N, const ts_config *c) {
-    int E = c->n_routed_experts, K = c->num_experts_per_tok, G = c->n_group, per = E / G;
-    double worst = INFINITY, v[MAX_E], gs[MAX_E], sorted[MAX_E], allowed[MAX_E];
-    for (int t = 0; t < N; t++) {
-        for (int e = 0; e < E; e++) v[e] = (double)(scores[(size_t)t * E + e] + (bias ? bias[e] : 0.0f));
-        double cut = -INFINITY;
-        if (G > 1) {
-            for (int g = 0; g < G; g++) {
-                memcpy(sorted, v + g * per, (size_t)per * sizeof(double));
-                qsort(sorted, (size_t)per, sizeof(double), cmp_double_desc);
-                gs[g] = per > 1 ? sorted[0] + sorted[1] : sorted[0];
-            }
-            memcpy(sorted, gs, (size_t)G * sizeof(double));
-            qsort(sorted, (size_t)G, sizeof(double), cmp_double_desc);
-            if (c->topk_group < G) worst = fmin(worst, sorted[c->topk_group - 1] - sorted[c->topk_group]);
-            cut = sorted[c->topk_group - 1];
-        }
-        int n = 0;
-        for (int e = 0; e < E; e++)
-            if (G == 1 || gs[e / per] >= cut) allowed[n++] = v[e];
-        qsort(allowed, (size_t)n, sizeof(double), cmp_double_desc);
-        if (n > K) worst = fmin(worst, allowed[K - 1] - allowed[K]);
-    }
-    return worst;
-}
-
-static double model_margin(const ts_model *m, int N) {
-    double worst = INFINITY;
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
-        if (ts_moe_is_layer(&m->cfg, l))
-            worst = fmin(worst, routing_margin(m->acts[l].moe.scores, m->w.layers[l].moe.bias, N, &m->cfg));
-    return worst;
-}
-
-/* Do two routings choose the same sets (the order within a token's K does not matter)? */
-static int same_sets(const int *a, const int *b, int N, int K) {
-    for (int t = 0; t < N; t++)
-        for (int k = 0; k < K; k++) {
-            int found = 0;
-            for (int j = 0; j < K; j++) found |= a[t * K + k] == b[t * K + j];
-            if (!found) return 0;
-        }
-    return 1;
-}
-
 enum { GB = 2, GT = 4, GN = GB * GT };
 
 typedef struct {
     ts_model *m;
     const int *tokens, *targets;
-    int *ref_idx; /* (L, N, K) the routing at the unperturbed point */
-    int flips;    /* forwards whose routing differed from ref_idx */
+    tu_routing_watch *watch; /* every forward's routing against the unperturbed point's */
 } loss_ctx;
-
-static void routing_snapshot(const ts_model *m, int *idx) {
-    int K = m->cfg.num_experts_per_tok;
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++)
-        if (ts_moe_is_layer(&m->cfg, l)) memcpy(idx + (size_t)l * GN * K, m->acts[l].moe.topk_idx, (size_t)GN * K * sizeof(int));
-}
 
 static double model_loss(void *ctx) {
     loss_ctx *l = ctx;
     double loss = ts_model_forward(l->m, l->tokens, l->targets, GB, GT);
-    int K = l->m->cfg.num_experts_per_tok;
-    for (int j = 0; j < l->m->cfg.num_hidden_layers; j++)
-        if (ts_moe_is_layer(&l->m->cfg, j) && !same_sets(l->ref_idx + (size_t)j * GN * K, l->m->acts[j].moe.topk_idx, GN, K))
-            l->flips++;
+    tu_routing_watch_update(l->watch, l->m);
     return loss;
+}
+
+/* The routing bias gets no gradient; a routed expert may get none (no token chose it). */
+static tu_gc_role moe_role(const ts_model *m, const ts_param *t) {
+    (void)m;
+    if (strstr(t->name, "e_score_correction_bias")) return TU_GC_SKIP;
+    if (strstr(t->name, ".mlp.experts.")) return TU_GC_MAY_BE_ZERO;
+    return TU_GC_CHECK;
 }
 
 /* Finite differences are only valid where the top-K choice does not flip: the
  * loss is piecewise smooth, with a jump where two experts trade places. Two
  * guards: (1) the test draws initialisations (seed, seed+1, ...) until every
- * token of every MoE layer has a routing margin (routing_margin()) of at least
+ * token of every MoE layer has a routing margin (tu_routing_margin()) of at least
  * MARGIN, far more than a step of 2h = 4e-3 in one weight moves a score; (2)
  * the loss function compares every forward's chosen sets with those at the
  * unperturbed point and counts the forwards where they differ: the test
  * requires none. The selection bias is set to random values, so selection and
- * weights really differ, and left out of the table: it gets no gradient. */
+ * weights really differ, and left out of the table: it gets no gradient.
+ * tests/f64/ runs these checks in double precision over 20 seeds, none chosen. */
 #define MARGIN 0.03
 #define ROUTER_GAIN 3.0f
 static void check_whole_model(ts_config c, uint64_t seed) {
@@ -326,7 +271,7 @@ static void check_whole_model(ts_config c, uint64_t seed) {
             targets[i] = (int)ts_rng_below(&r, (uint64_t)c.vocab_size);
         }
         ts_model_forward(&m, tokens, targets, GB, GT);
-        margin = model_margin(&m, GN);
+        margin = tu_model_routing_margin(&m, GN);
         if (margin >= MARGIN) break;
     }
     ts_model_zero_grad(&m);
@@ -334,28 +279,12 @@ static void check_whole_model(ts_config c, uint64_t seed) {
     if (c.aux_loss_alpha > 0) assert_true(m.aux_loss > 0);
     ts_model_backward(&m);
     int K = c.num_experts_per_tok;
-    int *ref = calloc((size_t)c.num_hidden_layers * GN * K, sizeof(int));
-    routing_snapshot(&m, ref);
-    enum { MAXT = 200 };
-    ts_gc_tensor gt[MAXT];
-    ts_gc_result res[MAXT];
-    int n = 0;
-    size_t covered = 0;
-    for (int i = 0; i < m.params.count; i++) {
-        ts_param *t = &m.params.params[i];
-        covered += t->numel;
-        if (strstr(t->name, "e_score_correction_bias")) {
-            for (size_t j = 0; j < t->numel; j++) assert_true(m.params.grad[t->offset + j] == 0.0f);
-            continue;
-        }
-        assert_true(n < MAXT);
-        gt[n++] = (ts_gc_tensor){t->name, m.params.data + t->offset, m.params.grad + t->offset, t->numel};
-    }
+    tu_routing_watch watch;
+    tu_routing_watch_init(&watch, &m, GN);
     long long total, active;
     ts_model_count_params(&c, &total, &active);
-    assert_int_equal((long long)covered, total);
     assert_true(active < total);
-    loss_ctx ctx = {&m, tokens, targets, ref, 0};
+    loss_ctx ctx = {&m, tokens, targets, &watch};
     printf("whole-model gradient check: %s scoring, %d experts (top %d) in %d group(s) keeping %d, %d shared, "
            "norm_topk_prob %d, scale %g, aux alpha %g\n",
            c.scoring_func, c.n_routed_experts, K, c.n_group, c.topk_group, c.n_shared_experts, c.norm_topk_prob,
@@ -370,27 +299,26 @@ static void check_whole_model(ts_config c, uint64_t seed) {
      * backward) shows up as an error of the order of the gradient itself.
      * 16 evenly spaced entries per tensor (always the first and the last) keep
      * the suite fast enough for the exercise's time limit in a -O0 build. */
-    double worst = ts_gradcheck(model_loss, &ctx, gt, n, 5e-3, 16, res, getenv("TS_GC_REPORT") ? stdout : NULL);
-    double worst_abs = 0;
-    for (int i = 0; i < n; i++) worst_abs = fmax(worst_abs, res[i].max_abs);
+    tu_model_gc g;
+    tu_gradcheck_model(&g, &m, model_loss, &ctx, 5e-3, 16, moe_role, getenv("TS_GC_REPORT") ? stdout : NULL);
     printf("  seed %llu (after %d tries), routing margin %.3f; %d tensors, worst error %.2e absolute, %.2e relative; "
            "forwards with a flipped routing: %d\n",
-           (unsigned long long)seed, tries, margin, n, worst_abs, worst, ctx.flips);
-    assert_int_equal(ctx.flips, 0);
+           (unsigned long long)seed, tries, margin, g.n, g.worst_abs, g.worst, watch.flips);
+    assert_int_equal(watch.flips, 0);
     /* Every tensor got a gradient, except experts no token chose: theirs is exactly zero. */
-    for (int i = 0; i < n; i++) {
-        const char *e = strstr(gt[i].name, ".mlp.experts.");
+    for (int i = 0; i < g.n; i++) {
+        const char *e = strstr(g.t[i].name, ".mlp.experts.");
         int layer_idx = 0, expert = -1;
-        if (e) sscanf(gt[i].name, "model.layers.%d.mlp.experts.%d.", &layer_idx, &expert);
+        if (e) sscanf(g.t[i].name, "model.layers.%d.mlp.experts.%d.", &layer_idx, &expert);
         if (expert >= 0 && m.acts[layer_idx].moe.counts[expert] == 0) {
-            for (size_t j = 0; j < gt[i].n; j++) assert_true(gt[i].grad[j] == 0.0f);
+            for (size_t j = 0; j < g.t[i].n; j++) assert_true(g.t[i].grad[j] == 0.0f);
         } else {
-            if (!(res[i].grad_scale > 0)) fail_msg("%s received no gradient", gt[i].name);
+            if (!(g.r[i].grad_scale > 0)) fail_msg("%s received no gradient", g.t[i].name);
         }
-        if (res[i].max_abs > 1e-3 * res[i].grad_scale + 1e-4)
-            fail_msg("%s: error %.2e against a gradient scale of %.2e", gt[i].name, res[i].max_abs, res[i].grad_scale);
+        if (g.r[i].max_abs > 1e-3 * g.r[i].grad_scale + 1e-4)
+            fail_msg("%s: error %.2e against a gradient scale of %.2e", g.t[i].name, g.r[i].max_abs, g.r[i].grad_scale);
     }
-    free(ref);
+    tu_routing_watch_free(&watch);
     ts_model_free(&m);
 }
 
@@ -448,7 +376,7 @@ static double aux_only(void *ctx) {
     aux_ctx *a = ctx;
     layer *L = a->L;
     moe_forward(a->y, &L->a, a->x, &L->w, &L->c, L->B, L->T);
-    a->flips += !same_sets(a->ref_idx, L->a.topk_idx, L->B * L->T, L->c.num_experts_per_tok);
+    a->flips += !tu_same_sets(a->ref_idx, L->a.topk_idx, L->B * L->T, L->c.num_experts_per_tok);
     return L->a.aux_loss;
 }
 
@@ -472,7 +400,7 @@ static void aux_loss_gradient_reaches_the_gate(void **state) {
                 assert_true(seed < 1012);
                 tu_fill(x, N * C, 1.0f, seed);
                 moe_forward(y, &L.a, x, &L.w, &c, B, T);
-                if (routing_margin(L.a.scores, NULL, N, &c) >= 0.03) break;
+                if (tu_routing_margin(L.a.scores, NULL, N, &c) >= 0.03) break;
             }
             ts_params_zero_grad(&L.p);
             moe_backward(dx, &L.g, &L.s, dy, &L.a, x, &L.w, &c, B, T);
@@ -603,11 +531,13 @@ static void bias_is_saved_but_not_trained(void **state) {
 
 /* Write a checkpoint folder of @p m by hand, as another tool would: config.json
  * and every tensor but the routers' e_score_correction_bias. */
-static void save_without_bias(const ts_model *m, const char *dir) {
+/* Writes m's folder without the selection bias; with @p extra, one more tensor
+ * ("model.extra.weight") that no config uses. */
+static void save_without_bias_extra(const ts_model *m, const char *dir, int extra) {
     char path[256];
     snprintf(path, sizeof path, "%s/config.json", dir);
     assert_int_equal(ts_config_save(&m->cfg, path), TS_OK);
-    ts_st_entry *e = calloc((size_t)m->params.count, sizeof *e);
+    ts_st_entry *e = calloc((size_t)m->params.count + 1, sizeof *e);
     int n = 0;
     for (int i = 0; i < m->params.count; i++) {
         const ts_param *t = &m->params.params[i];
@@ -615,10 +545,13 @@ static void save_without_bias(const ts_model *m, const char *dir) {
         e[n++] = (ts_st_entry){t->name, t->ndim, t->shape, m->params.data + t->offset};
     }
     assert_true(n < m->params.count); /* the bias was there to leave out */
+    if (extra) e[n++] = (ts_st_entry){"model.extra.weight", e[0].ndim, e[0].shape, e[0].data};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     assert_int_equal(ts_safetensors_write(path, e, n, NULL), TS_OK);
     free(e);
 }
+
+static void save_without_bias(const ts_model *m, const char *dir) { save_without_bias_extra(m, dir, 0); }
 
 /* A DeepSeek-V2-style folder (MLA, softmax scores, greedy or group-limited
  * greedy routing) has no e_score_correction_bias: it loads, the bias is 0, and
@@ -662,6 +595,14 @@ static void v2_folder_without_bias_loads(void **state) {
         ts_kvcache_free(&kv);
         ts_model_free(&m2);
         printf("%s: a folder without e_score_correction_bias loads and gives the writer's logits\n", methods[i]);
+
+        /* the same folder with one tensor too many: refused, naming that tensor
+         * (the names are looked up in the subset of tensors the file must have) */
+        save_without_bias_extra(&m, dir, 1);
+        assert_int_not_equal(ts_checkpoint_load(&m2, dir, 0), TS_OK);
+        printf("%s with an extra tensor: %s\n", methods[i], ts_last_error());
+        assert_non_null(strstr(ts_last_error(), "'model.extra.weight' is not used by the config"));
+        save_without_bias(&m, dir);
 
         /* the same folder, said to route as V3 does: the bias is required */
         strcpy(c.topk_method, "noaux_tc");

@@ -3,6 +3,8 @@
  * @brief Flag parsing and error printing shared by every subcommand.
  */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +14,13 @@
 #include "core/common.h"
 
 int cli_error(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("tinyseek: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    ts_one_line(msg, sizeof msg); /* a flag's value or a file's text may hold a newline */
+    fprintf(stderr, "tinyseek: %s\n", msg);
     return 2;
 }
 
@@ -69,8 +72,8 @@ static int set_value(const char *cmd, const cli_opt *o, const char *val) {
     }
     case OPT_FLOAT: {
         double x = strtod(val, &end);
-        if (errno || end == val || *end || x != x)
-            return cli_error("%s: --%s expects a number, got '%s'", cmd, o->name, val);
+        if (errno || end == val || *end || !isfinite(x) || fabs(x) > FLT_MAX)
+            return cli_error("%s: --%s expects a finite number, got '%s'", cmd, o->name, val);
         if (ranged && (x < o->min || x > o->max))
             return cli_error("%s: --%s must be between %g and %g, got %g", cmd, o->name, o->min, o->max, x);
         *(float *)o->dest = (float)x;

@@ -24,6 +24,13 @@
 /** Maximum length of a parameter name, including the terminating zero. */
 #define TS_NAME_MAX 96
 
+/**
+ * Bytes no allocation can ever reach: 2^47 = 128 TiB, the user address space
+ * of x86-64 (and of AArch64 with 48-bit addresses). Sizes read from a file
+ * are checked against it, in 64-bit arithmetic, before anything is allocated.
+ */
+#define TS_MAX_ALLOC_BYTES ((unsigned long long)1 << 47)
+
 /** One named parameter tensor: a view into the arena. */
 typedef struct {
     char name[TS_NAME_MAX]; /**< Hugging Face style name, e.g. "model.layers.0.self_attn.q_proj.weight" */
@@ -44,6 +51,8 @@ typedef struct {
     float *grad;      /**< gradients, same offsets (NULL until allocated, and in a frozen model) */
     float *m;         /**< AdamW first moment (NULL unless requested) */
     float *v;         /**< AdamW second moment (NULL unless requested) */
+    int *index;       /**< name hash table: index_cap slots holding a tensor index or -1 */
+    int index_cap;    /**< slots in @ref index (a power of two, at least twice @ref count) */
 } ts_params;
 
 /**
@@ -65,7 +74,9 @@ void ts_params_init(ts_params *p);
 
 /**
  * @brief Register a tensor; returns its index, or -1 (with ts_last_error set).
- * Must be called before ts_params_alloc().
+ * Must be called before ts_params_alloc(). A name hash keeps registration
+ * linear in the number of tensors; the running total is checked against
+ * TS_MAX_ALLOC_BYTES (parameters, gradients and two moments) as it grows.
  */
 int ts_params_add(ts_params *p, const char *name, int ndim, const int *shape, int no_decay);
 
@@ -80,7 +91,7 @@ ts_status ts_params_alloc_frozen(ts_params *p);
 /** @brief Bytes the buffers hold: data, plus grad and the moments where allocated. */
 size_t ts_params_bytes(const ts_params *p);
 
-/** @brief Index of the tensor called @p name, or -1. */
+/** @brief Index of the tensor called @p name, or -1 (a hash lookup). */
 int ts_params_find(const ts_params *p, const char *name);
 
 /** @brief Set every gradient to zero. */

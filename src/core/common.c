@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #ifdef _OPENMP
@@ -21,8 +22,11 @@ static _Thread_local char last_error[512];
 ts_status ts_fail(ts_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    char msg[sizeof last_error]; /* an argument may be ts_last_error() itself */
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
+    ts_one_line(last_error, sizeof last_error); /* an error is one line, whatever it quotes */
     return status;
 }
 

@@ -47,6 +47,21 @@ const char *ts_last_error(void);
 /** @brief Forget the last error message. */
 void ts_clear_error(void);
 
+/**
+ * @brief Quote untrusted text (a name or value read from a file, a flag's
+ * argument) in a message: control bytes become \n, \r, \t or \xNN, a
+ * backslash becomes \\, and text longer than @p cap allows is cut with "...".
+ * @return @p buf
+ */
+const char *ts_escape(char *buf, size_t cap, const char *s);
+
+/**
+ * @brief Make @p msg (a NUL-terminated buffer of @p cap bytes) one line, in
+ * place: control bytes escaped as ts_escape() does (backslashes kept), cut to fit.
+ * ts_fail() and the command line's error printer apply it to every message.
+ */
+void ts_one_line(char *msg, size_t cap);
+
 /** @brief malloc that records an error message naming @p what on failure. */
 void *ts_malloc(size_t bytes, const char *what);
 

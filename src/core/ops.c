@@ -31,14 +31,24 @@
 #define TS_INLINE static inline
 #endif
 
-/* e^x in float, within 1 ulp of expf() for x in [−87.3, 88.3], 0 below,
- * e^88.3 above (Cephes' expf: x = n·ln2 + r with |r| <= ln2/2, e^r by a
- * degree-7 polynomial, 2^n written into the exponent bits). Unlike a call to
- * expf() it is branch-free straight-line code, so a loop over it runs 16
- * lanes at a time. The fast loops use it; the _ref loops use expf(). */
+/* e^x in float, within 1 ulp of expf() for x in [−87.3, 88.3], 0 below
+ * (where expf() is subnormal or 0), +inf above ln(FLT_MAX) as expf(), NaN for
+ * NaN (Cephes' expf: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-7
+ * polynomial, 2^n written into the exponent bits). Unlike a call to expf() it
+ * is branch-free straight-line code, so a loop over it runs 16 lanes at a
+ * time. The fast loops use it; the _ref loops use expf().
+ * Every float is defined: the clamp sends NaN to the low end before the cast
+ * to int (a NaN cast is undefined behaviour, and so would be the shift of the
+ * negative number it gives), and x in (88.3, 88.7] is computed as 2·e^(x−ln2)
+ * so the exponent bits never reach 255; for any other x the multiply by
+ * `twice` is by 1, so the bits are those of the plain Cephes formula. */
+#ifndef TS_F64
 TS_INLINE float fast_expf(float x) {
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
-    float xc = x < -87.33654f ? -87.33654f : x > 88.37626f ? 88.37626f : x;
+    const float lo = -87.33654f, hi = 88.37626f;
+    int big = x > hi;
+    float xs = big ? x - 0.693147180559945f : x;
+    float xc = xs > lo ? (xs < hi ? xs : hi) : lo; /* NaN compares false: it becomes lo */
     float t = xc * log2e;
     float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest: 1.5·2^23 pushes the fraction out */
     float r = (xc - n * ln2_hi) - n * ln2_lo;  /* ln2 in two parts keeps r exact */
@@ -49,11 +59,16 @@ TS_INLINE float fast_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n */
+    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n, n in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return x < -87.33654f ? 0.0f : p * scale;
+    float twice = big ? 2.0f : 1.0f; /* exact; overflows to +inf past ln(FLT_MAX) as expf() does */
+    float y = p * scale * twice;
+    return x != x ? x : x < lo ? 0.0f : y;
 }
+#else /* the double-precision test build (tests/f64/f64.h): no float32 exponent bits to write */
+TS_INLINE float fast_expf(float x) { return expf(x); }
+#endif
 
 /* Σ a[i]·b[i] in a fixed order: 16 running lanes, added pairwise at the end,
  * then the tail. (A single running sum is a chain of dependent adds the
@@ -102,6 +117,8 @@ TS_INLINE float exp_sub_sum(float *y, const float *x, int n, float m) {
     }
     return sum;
 }
+
+float ts_fast_expf(float x) { return fast_expf(x); }
 
 TS_VECTOR
 float ts_dot(const float *a, const float *b, int n) { return dot_lanes(a, b, n); }

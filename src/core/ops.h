@@ -205,6 +205,13 @@ void rope_backward(float *dx, const int *pos, int N, int H, int row_stride, int 
 /* ------------------------------------------------------------------ */
 
 /**
+ * @brief e^x as the fast loops compute it (Cephes' polynomial, 16 lanes at a
+ * time): within 1 ulp of expf() on [-87.3, 88.3], 0 below, +inf past
+ * ln(FLT_MAX), NaN for NaN. Defined for every float. Exposed for its tests.
+ */
+float ts_fast_expf(float x);
+
+/**
  * @brief One row: y = softmax(x) over n values (n >= 1), max-subtracted; y may be x.
  * Uses a vectorisable float exponential within 1 ulp of expf() (ops.c), and
  * sums in a fixed lane order, so the result is deterministic.

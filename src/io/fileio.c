@@ -5,40 +5,81 @@
 #include "io/fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+ts_status ts_check_input_file(const char *path) {
+    struct stat sb;
+    if (!path || !*path) return ts_fail(TS_ERR_ARG, "no file name given");
+    if (stat(path, &sb) != 0) return ts_fail(TS_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return ts_fail(TS_ERR_IO, "%s: is a folder, expected a file", path);
+    if (!S_ISREG(sb.st_mode))
+        return ts_fail(TS_ERR_IO, "%s: not a regular file (a pipe, socket or device cannot be read as input)", path);
+    return TS_OK;
+}
+
+int ts_open_input_file(const char *path) {
+    /* stat first: opening a FIFO for reading would block until a writer came.
+     * O_NONBLOCK covers the file being swapped for one between stat and open;
+     * the descriptor is checked again and made blocking for the reads. */
+    if (ts_check_input_file(path)) return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        ts_fail(TS_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        ts_fail(TS_ERR_IO, "%s: not a regular file", path);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
 ts_status ts_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     if (len) *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ts_fail(TS_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return ts_fail(TS_ERR_IO, "%s: cannot seek (not a regular file?)", path);
-    }
-    long size = ftell(f);
-    if (size < 0) {
-        fclose(f);
+    int fd = ts_open_input_file(path);
+    if (fd < 0) return TS_ERR_IO;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_size < 0 || (uint64_t)sb.st_size >= SIZE_MAX) {
+        close(fd);
         return ts_fail(TS_ERR_IO, "%s: cannot tell its size", path);
     }
-    rewind(f);
-    char *buf = ts_malloc((size_t)size + 1, path);
+    size_t size = (size_t)sb.st_size;
+    char *buf = ts_malloc(size + 1, path);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return TS_ERR_NOMEM;
     }
-    size_t got = fread(buf, 1, (size_t)size, f);
-    fclose(f);
-    if (got != (size_t)size) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            close(fd);
+            free(buf);
+            return ts_fail(TS_ERR_IO, "%s: read failed (%s)", path, strerror(err));
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (got != size) {
         free(buf);
-        return ts_fail(TS_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, size);
+        return ts_fail(TS_ERR_IO, "%s: short read (%zu of %zu bytes; did the file change?)", path, got, size);
     }
     buf[size] = '\0';
     *data = buf;
-    if (len) *len = (size_t)size;
+    if (len) *len = size;
     return TS_OK;
 }
 

@@ -11,7 +11,21 @@
 
 #include "core/common.h"
 
-/** @brief Read a whole file; *data is NUL-terminated and must be freed by the caller. */
+/**
+ * @brief Refuse, with one line naming @p path, anything that is not a regular
+ * file: a missing file, a folder ("is a folder, expected a file"), a FIFO,
+ * socket or device (which would block or never end). Only stat()s the path.
+ */
+ts_status ts_check_input_file(const char *path);
+
+/**
+ * @brief Open a regular file for reading, refusing anything else before
+ * opening it (ts_check_input_file()); never blocks on a FIFO.
+ * @return a file descriptor, or -1 with ts_last_error() set.
+ */
+int ts_open_input_file(const char *path);
+
+/** @brief Read a whole regular file (see ts_open_input_file()); *data is NUL-terminated and must be freed by the caller. */
 ts_status ts_read_file(const char *path, char **data, size_t *len);
 
 /** A file being written under a temporary name until ts_atomic_commit(). */

@@ -190,12 +190,7 @@ static ts_status file_error(ts_status status, const char *path, const char *fmt,
 }
 
 /** Short, printable copy of a name for messages (hostile names can be huge). */
-static const char *short_name(const char *name, char *buf, size_t cap) {
-    size_t n = strlen(name);
-    if (n < cap) return name;
-    snprintf(buf, cap, "%.*s...", (int)(cap - 4), name);
-    return buf;
-}
+static const char *short_name(const char *name, char *buf, size_t cap) { return ts_escape(buf, cap, name); }
 
 /* ---- writing ----------------------------------------------------------------- */
 
@@ -536,6 +531,10 @@ static ts_status parse_header(ts_safetensors *st, const char *hdr, size_t n) {
             else status = parse_metadata(st, item);
             continue;
         }
+        if (!item->string[0]) { /* the writer cannot write one either */
+            status = file_error(TS_ERR_FORMAT, path, "a tensor has an empty name");
+            break;
+        }
         ts_st_tensor *t = &st->tensors[st->count];
         memset(t, 0, sizeof *t);
         status = parse_entry(st, item, t);
@@ -594,17 +593,16 @@ ts_status ts_safetensors_open(ts_safetensors *st, const char *path) {
     if (!path) return ts_fail(TS_ERR_ARG, "ts_safetensors_open: no path");
     st->path = dup_string(path);
     if (!st->path) return ts_fail(TS_ERR_NOMEM, "out of memory opening %s", path);
-    int fd = open(path, O_RDONLY);
+    int fd = ts_open_input_file(path); /* refuses a folder or a FIFO before opening it */
     if (fd < 0) {
-        ts_status s = ts_fail(TS_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-        ts_safetensors_close(st);
-        return s;
+        ts_safetensors_close(st); /* keeps the error message */
+        return TS_ERR_IO;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
         ts_safetensors_close(st);
-        return ts_fail(TS_ERR_IO, "%s: not a regular file", path);
+        return ts_fail(TS_ERR_IO, "%s: cannot tell its size", path);
     }
     size_t size = (size_t)sb.st_size;
     if (size < 8) {
@@ -681,6 +679,36 @@ static void convert_f32(const ts_safetensors *st, const ts_st_tensor *t, float *
 
 static int is_float_dtype(ts_dtype d) { return d == TS_DTYPE_F32 || d == TS_DTYPE_F16 || d == TS_DTYPE_BF16; }
 
+ts_status ts_safetensors_check_finite(const ts_safetensors *st, const ts_st_tensor *t) {
+    if (!is_float_dtype(t->dtype)) return TS_OK;
+    const unsigned char *src = st->data + t->begin;
+    size_t i = 0, n = t->numel;
+    /* All exponent bits set: ±inf or NaN, in each format. */
+    if (t->dtype == TS_DTYPE_F32)
+        while (i < n && (load_le32(src + 4 * i) & 0x7f800000u) != 0x7f800000u) i++;
+    else if (t->dtype == TS_DTYPE_F16)
+        while (i < n && (load_le16(src + 2 * i) & 0x7c00u) != 0x7c00u) i++;
+    else
+        while (i < n && (load_le16(src + 2 * i) & 0x7f80u) != 0x7f80u) i++;
+    if (i == n) return TS_OK;
+    float bad = t->dtype == TS_DTYPE_F32   ? bits_to_f32(load_le32(src + 4 * i))
+                : t->dtype == TS_DTYPE_F16 ? ts_f16_to_f32(load_le16(src + 2 * i))
+                                           : ts_bf16_to_f32(load_le16(src + 2 * i));
+    /* The flat index as a position in the shape, e.g. [3, 17]. */
+    char where[200] = "[";
+    size_t rest = i, stride = t->numel;
+    for (int d = 0; d < t->ndim; d++) {
+        stride = t->shape[d] ? stride / (size_t)t->shape[d] : 1;
+        size_t k = stride ? rest / stride : 0;
+        rest -= k * stride;
+        snprintf(where + strlen(where), sizeof where - strlen(where), "%s%zu", d ? ", " : "", k);
+    }
+    strncat(where, "]", sizeof where - strlen(where) - 1);
+    char nb[100];
+    return ts_fail(TS_ERR_FORMAT, "%s: tensor '%s' holds %s at index %zu (element %s); weights must be finite", st->path,
+                   short_name(t->name, nb, sizeof nb), isnan(bad) ? "NaN" : bad > 0 ? "+inf" : "-inf", i, where);
+}
+
 ts_status ts_safetensors_read_f32(const ts_safetensors *st, const char *name, float *dst, size_t numel) {
     const ts_st_tensor *t = ts_safetensors_find(st, name);
     if (!t) return ts_fail(TS_ERR_FORMAT, "%s: tensor '%s' is missing", st->path, name);
@@ -723,6 +751,9 @@ ts_status ts_safetensors_load_params(ts_params *p, const char *path) {
                         dtype_info[t->dtype].name);
         }
     }
+    /* A NaN or inf weight would turn every output into NaN without a word: refuse it here. */
+    for (int i = 0; i < p->count && s == TS_OK; i++)
+        s = ts_safetensors_check_finite(&st, ts_safetensors_find(&st, p->params[i].name));
     /* Every registered name was found and file names are unique, so more tensors means extras. */
     if (s == TS_OK && st.count != p->count) {
         for (int i = 0; i < st.count; i++) {

@@ -155,6 +155,13 @@ const char *ts_safetensors_meta(const ts_safetensors *st, const char *key);
  */
 ts_status ts_safetensors_read_f32(const ts_safetensors *st, const char *name, float *dst, size_t numel);
 
+/**
+ * @brief Refuse a tensor holding ±inf or NaN (F32, F16 or BF16; other dtypes
+ * pass): one line naming the file, the tensor, the first offending flat index
+ * and its position in the shape.
+ */
+ts_status ts_safetensors_check_finite(const ts_safetensors *st, const ts_st_tensor *t);
+
 /** @brief Unmap the file and free the header. Safe on a zeroed or already closed struct. */
 void ts_safetensors_close(ts_safetensors *st);
 
@@ -164,8 +171,9 @@ void ts_safetensors_close(ts_safetensors *st);
  * Every registered tensor must be in the file with exactly the registered
  * shape and dtype F32, F16 or BF16; a tensor in the file that the registry
  * does not have is an error too, so a checkpoint never loads silently into
- * the wrong config. Everything is checked before anything is copied: on
- * failure p->data is unchanged. F32 tensors load bit-identical to what was saved.
+ * the wrong config, and every value must be finite (a NaN or inf weight is
+ * refused naming the tensor and the first offending index). Everything is
+ * checked before anything is copied: on failure p->data is unchanged. F32 tensors load bit-identical to what was saved.
  */
 ts_status ts_safetensors_load_params(ts_params *p, const char *path);
 

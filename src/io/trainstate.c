@@ -117,9 +117,11 @@ static ts_status meta_uint(const ts_safetensors *st, const char *key, uint64_t m
     const char *text;
     ts_status s = meta_value(st, key, &text);
     if (s) return s;
-    if (!parse_u64(text, out) || *out > max)
-        return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field '%s' is '%.40s', expected a whole number in 0..%" PRIu64,
-                       st->path, key, text, max);
+    if (!parse_u64(text, out) || *out > max) {
+        char shown[48];
+        return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field '%s' is '%s', expected a whole number in 0..%" PRIu64,
+                       st->path, key, ts_escape(shown, sizeof shown, text), max);
+    }
     return TS_OK;
 }
 
@@ -127,13 +129,14 @@ static ts_status read_meta(const ts_safetensors *st, ts_trainstate_meta *m) {
     const char *text;
     ts_status s = meta_value(st, "format", &text);
     if (s) return s;
+    char shown[72];
     if (strcmp(text, TRAINSTATE_FORMAT) != 0)
-        return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field 'format' is '%.40s', expected '%s'", st->path, text,
-                       TRAINSTATE_FORMAT);
+        return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field 'format' is '%s', expected '%s'", st->path,
+                       ts_escape(shown, 48, text), TRAINSTATE_FORMAT);
     if ((s = meta_value(st, "version", &text))) return s;
     if (strcmp(text, TRAINSTATE_VERSION) != 0)
-        return ts_fail(TS_ERR_FORMAT, "%s: training-state version '%.20s' is not supported (expected '%s')", st->path,
-                       text, TRAINSTATE_VERSION);
+        return ts_fail(TS_ERR_FORMAT, "%s: training-state version '%s' is not supported (expected '%s')", st->path,
+                       ts_escape(shown, 24, text), TRAINSTATE_VERSION);
     uint64_t step, pos, n_rng;
     if ((s = meta_uint(st, "step", (uint64_t)LONG_MAX, &step))) return s;
     if ((s = meta_uint(st, "data_pos", (uint64_t)LONG_MAX, &pos))) return s;
@@ -163,8 +166,8 @@ static ts_status read_meta(const ts_safetensors *st, ts_trainstate_meta *m) {
             word = comma ? comma + 1 : word;
         }
         if (!ok)
-            return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field '%s' is '%.60s', expected four decimal words 'a,b,c,d'",
-                           st->path, key, text);
+            return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field '%s' is '%s', expected four decimal words 'a,b,c,d'",
+                           st->path, key, ts_escape(shown, sizeof shown, text));
         if (!(m->rng[k].s[0] | m->rng[k].s[1] | m->rng[k].s[2] | m->rng[k].s[3]))
             return ts_fail(TS_ERR_FORMAT, "%s: __metadata__ field '%s' is an all-zero RNG state", st->path, key);
     }
@@ -193,6 +196,16 @@ static ts_status check_moment(const ts_safetensors *st, const ts_param *pa, char
     if (t->dtype != TS_DTYPE_F32)
         return ts_fail(TS_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32 (moments are kept at full precision)",
                        st->path, name, ts_dtype_name(t->dtype));
+    ts_status s = ts_safetensors_check_finite(st, t);
+    if (s) return s;
+    /* AdamW divides by √v: a negative second moment would make the next step NaN. */
+    for (size_t i = 0; prefix == 'v' && i < t->numel; i++) {
+        float x;
+        memcpy(&x, st->data + t->begin + 4 * i, sizeof x);
+        if (x < 0)
+            return ts_fail(TS_ERR_FORMAT, "%s: tensor '%s' holds %g at index %zu; a second moment is never negative",
+                           st->path, name, (double)x, i);
+    }
     return TS_OK;
 }
 
@@ -221,9 +234,11 @@ ts_status ts_trainstate_load(const char *path, ts_params *p, ts_trainstate_meta 
         for (int i = 0; i < st.count && !s; i++) {
             const char *name = st.tensors[i].name;
             int known = (name[0] == 'm' || name[0] == 'v') && name[1] == '.' && ts_params_find(p, name + 2) >= 0;
-            if (!known)
-                s = ts_fail(TS_ERR_FORMAT, "%s: tensor '%.100s' does not belong to this model (%d tensors expected, the file has %d)",
-                            path, name, 2 * p->count, st.count);
+            if (!known) {
+                char shown[104];
+                s = ts_fail(TS_ERR_FORMAT, "%s: tensor '%s' does not belong to this model (%d tensors expected, the file has %d)",
+                            path, ts_escape(shown, sizeof shown, name), 2 * p->count, st.count);
+            }
         }
     }
     if (!s) {

@@ -98,16 +98,22 @@ static ts_status tensors_to_load(ts_params *present, ts_param **kept, const ts_p
     ts_safetensors_close(&st);
     present->params = *kept;
     present->count = n;
+    present->index = NULL; /* the hash index holds positions in all->params: look names up in the subset itself */
+    present->index_cap = 0;
     return TS_OK;
 }
 
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode) {
     char path[4096];
     ts_config cfg;
+    memset(m, 0, sizeof *m); /* on any failure the model is left empty */
     join(path, sizeof path, dir, "config.json");
     ts_status st = ts_config_load(&cfg, path);
     if (st) return st;
-    if ((st = ts_model_create(m, &cfg, mode))) return st;
+    if ((st = ts_model_create(m, &cfg, mode))) {
+        ts_model_free(m); /* what a half-done create allocated */
+        return st;
+    }
     join(path, sizeof path, dir, "model.safetensors");
     ts_params present;
     ts_param *kept;

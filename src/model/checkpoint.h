@@ -33,9 +33,10 @@ ts_status ts_checkpoint_write(const ts_model *m, const char *dir, const char *to
  * (TS_MODEL_FROZEN: weights only, for generation, evaluation, a teacher or a
  * reference model), and load @p dir/model.safetensors into it. The file's
  * header is checked against the config: every tensor present with the right
- * shape, nothing extra, dtype F32/F16/BF16. The one
+ * shape, nothing extra, dtype F32/F16/BF16, every value finite. The one
  * exception: a router whose method does not use the selection bias
  * (moe_bias_required()) may come without it, as DeepSeek-V2's do; it is then 0.
+ * On failure @p m is left empty (all zero, nothing allocated).
  */
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode);
 

@@ -5,11 +5,14 @@
 #include "model/config.h"
 
 #include <cJSON.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "io/fileio.h"
 
 void ts_config_default(ts_config *c) {
@@ -70,7 +73,14 @@ static void read_float(reader *r, const char *name, float *dst, int required) {
         r->status = ts_fail(TS_ERR_FORMAT, "%s: field '%s' must be a number", r->source, name);
         return;
     }
-    *dst = (float)item->valuedouble;
+    double v = item->valuedouble;
+    /* 1e39 parses as a double but is +inf as a float (and cJSON would save it as null). */
+    if (!isfinite(v) || fabs(v) > FLT_MAX) {
+        r->status = ts_fail(TS_ERR_RANGE, "%s: field '%s' is %g, outside the range of a float (|x| <= %g)", r->source,
+                            name, v, (double)FLT_MAX);
+        return;
+    }
+    *dst = (float)v;
 }
 
 static void read_bool(reader *r, const char *name, int *dst, int required) {
@@ -87,7 +97,12 @@ static void read_string(reader *r, const char *name, char *dst, size_t cap, int 
     const cJSON *item = field(r, name, required);
     if (!item || r->status) return;
     if (!cJSON_IsString(item) || strlen(item->valuestring) >= cap) {
-        r->status = ts_fail(TS_ERR_FORMAT, "%s: field '%s' must be a string (< %zu chars)", r->source, name, cap);
+        char shown[48];
+        if (cJSON_IsString(item))
+            r->status = ts_fail(TS_ERR_FORMAT, "%s: field '%s' is \"%s\", longer than %zu characters", r->source, name,
+                                ts_escape(shown, sizeof shown, item->valuestring), cap - 1);
+        else
+            r->status = ts_fail(TS_ERR_FORMAT, "%s: field '%s' must be a string (< %zu chars)", r->source, name, cap);
         return;
     }
     strcpy(dst, item->valuestring);
@@ -122,7 +137,9 @@ static void read_rope_scaling(reader *r, ts_config *c) {
     read_float(&sub, "mscale", &c->yarn.mscale, 0);
     read_float(&sub, "mscale_all_dim", &c->yarn.mscale_all_dim, 0);
     if (sub.status) {
-        r->status = ts_fail(sub.status, "%s (in rope_scaling)", ts_last_error());
+        char msg[512]; /* ts_fail() writes where ts_last_error() points: copy it first */
+        snprintf(msg, sizeof msg, "%s", ts_last_error());
+        r->status = ts_fail(sub.status, "%s (in rope_scaling)", msg);
     }
 }
 
@@ -139,9 +156,11 @@ ts_status ts_config_parse(ts_config *c, const char *json, const char *source) {
         if (strcmp(c->model_type, "llama") == 0) c->arch = TS_ARCH_LLAMA;
         else if (strcmp(c->model_type, "deepseek_v3") == 0 || strcmp(c->model_type, "deepseek_v2") == 0)
             c->arch = TS_ARCH_DEEPSEEK_V3;
-        else
+        else {
+            char shown[80];
             r.status = ts_fail(TS_ERR_FORMAT, "%s: model_type '%s' is not supported (expected \"llama\" or \"deepseek_v3\")",
-                               source, c->model_type);
+                               source, ts_escape(shown, sizeof shown, c->model_type));
+        }
     }
     read_int(&r, "vocab_size", &c->vocab_size, 1);
     read_int(&r, "hidden_size", &c->hidden_size, 1);
@@ -191,7 +210,99 @@ ts_status ts_config_parse(ts_config *c, const char *json, const char *source) {
         if (!(cond)) return ts_fail(TS_ERR_RANGE, __VA_ARGS__); \
     } while (0)
 
+/* A float field that must be finite (every one) and, where it matters, in range. */
+#define REQUIRE_FINITE(x, name) REQUIRE(isfinite(x), "%s: %s must be a finite number, got %g", source, name, (double)(x))
+
+/* Parameters, gradients and moments of the model @p c describes, checked in
+ * 64-bit (double) arithmetic before anything is registered or allocated: a
+ * size no machine can hold is refused naming the field, instead of a hang in
+ * registration or an int overflowing in a shape. */
+static ts_status check_sizes(const ts_config *c, const char *source) {
+    const double int_max = INT_MAX;
+    double C = c->hidden_size, H = c->num_attention_heads, L = c->num_hidden_layers;
+    /* Tensor dimensions are ints: products of fields that become one dimension must fit. */
+    typedef struct {
+        double value;
+        const char *what;
+    } product;
+    product dims[8];
+    int nd = 0;
+    if (c->arch == TS_ARCH_LLAMA) {
+        dims[nd++] = (product){H * c->head_dim, "num_attention_heads x head_dim"};
+        dims[nd++] = (product){(double)c->num_key_value_heads * c->head_dim, "num_key_value_heads x head_dim"};
+    } else {
+        double qk = (double)c->qk_nope_head_dim + c->qk_rope_head_dim;
+        dims[nd++] = (product){qk, "qk_nope_head_dim + qk_rope_head_dim"};
+        dims[nd++] = (product){H * qk, "num_attention_heads x (qk_nope_head_dim + qk_rope_head_dim)"};
+        dims[nd++] = (product){(double)c->kv_lora_rank + c->qk_rope_head_dim, "kv_lora_rank + qk_rope_head_dim"};
+        dims[nd++] = (product){H * ((double)c->qk_nope_head_dim + c->v_head_dim),
+                                       "num_attention_heads x (qk_nope_head_dim + v_head_dim)"};
+        dims[nd++] = (product){H * c->v_head_dim, "num_attention_heads x v_head_dim"};
+    }
+    if (c->n_routed_experts > 0)
+        dims[nd++] = (product){(double)c->n_shared_experts * c->moe_intermediate_size,
+                                       "n_shared_experts x moe_intermediate_size"};
+    for (int i = 0; i < nd; i++)
+        REQUIRE(dims[i].value <= int_max, "%s: %s = %.0f is larger than a tensor dimension can be (%d)", source,
+                dims[i].what, dims[i].value, INT_MAX);
+
+    /* Parameters per layer and tensors per layer, as ts_model_create() registers them. */
+    double attn, attn_tensors;
+    if (c->arch == TS_ARCH_LLAMA) {
+        attn = 2 * C * H * c->head_dim + 2 * C * (double)c->num_key_value_heads * c->head_dim;
+        attn_tensors = 4;
+    } else {
+        double qk = (double)c->qk_nope_head_dim + c->qk_rope_head_dim, rq = c->q_lora_rank;
+        attn = (rq > 0 ? C * rq + rq + rq * H * qk : C * H * qk) +
+               C * ((double)c->kv_lora_rank + c->qk_rope_head_dim) + c->kv_lora_rank +
+               (double)c->kv_lora_rank * H * ((double)c->qk_nope_head_dim + c->v_head_dim) + H * c->v_head_dim * C;
+        attn_tensors = rq > 0 ? 7 : 5;
+    }
+    double E = c->n_routed_experts, moe_layers = 0;
+    if (E > 0) moe_layers = c->first_k_dense_replace >= c->num_hidden_layers ? 0 : L - c->first_k_dense_replace;
+    double dense = 2 * C + attn + 3 * C * c->intermediate_size;
+    double experts = (E + c->n_shared_experts) * 3 * C * c->moe_intermediate_size;
+    double moe = 2 * C + attn + E * (C + 1) + experts;
+    double tensors = 2 + (L - moe_layers) * (5 + attn_tensors) + moe_layers * (7 + attn_tensors + 3 * E);
+    double embed = (double)c->vocab_size * C * (c->tie_word_embeddings ? 1 : 2);
+    /* Each tensor starts 16-float aligned; 4 floats per parameter: value, gradient, two AdamW moments. */
+    double bytes = 16 * (embed + C + (L - moe_layers) * dense + moe_layers * moe + 16 * tensors);
+    double rope = 8.0 * c->max_position_embeddings *
+                  (c->arch == TS_ARCH_LLAMA ? c->head_dim : c->qk_rope_head_dim); /* cos and sin tables */
+    const double limit = (double)TS_MAX_ALLOC_BYTES;
+    if (bytes > limit) {
+        const char *why;
+        char buf[160];
+        double layer_max = dense > moe || moe_layers == 0 ? dense : moe;
+        if (embed >= layer_max * L) why = "vocab_size x hidden_size";
+        else if (16 * layer_max <= limit) {
+            snprintf(buf, sizeof buf, "num_hidden_layers %d x %.3g parameters per layer", c->num_hidden_layers, layer_max);
+            why = buf;
+        } else if (moe_layers > 0 && experts >= attn && experts >= 3 * C * c->intermediate_size)
+            why = "n_routed_experts x moe_intermediate_size x hidden_size";
+        else if (attn >= 3 * C * c->intermediate_size)
+            why = "the attention projections (heads x head dims x hidden_size)";
+        else
+            why = "intermediate_size x hidden_size";
+        return ts_fail(TS_ERR_RANGE,
+                       "%s: %s: the model would need %.3g bytes for its parameters, gradients and AdamW moments, more "
+                       "than could ever be allocated (%.3g)",
+                       source, why, bytes, limit);
+    }
+    REQUIRE(tensors <= (1 << 28), "%s: num_hidden_layers %d with %.0f tensors per layer makes %.3g tensors, more than "
+            "tinyseek can register (%d)", source, c->num_hidden_layers, (tensors - 2) / L, tensors, 1 << 28);
+    REQUIRE(rope <= limit, "%s: max_position_embeddings %d: the RoPE tables would need %.3g bytes, more than could ever "
+            "be allocated", source, c->max_position_embeddings, rope);
+    return TS_OK;
+}
+
 ts_status ts_config_validate(const ts_config *c, const char *source) {
+    REQUIRE_FINITE(c->rms_norm_eps, "rms_norm_eps");
+    REQUIRE_FINITE(c->rope_theta, "rope_theta");
+    REQUIRE_FINITE(c->initializer_range, "initializer_range");
+    REQUIRE_FINITE(c->routed_scaling_factor, "routed_scaling_factor");
+    REQUIRE_FINITE(c->aux_loss_alpha, "aux_loss_alpha");
+    REQUIRE(c->initializer_range >= 0, "%s: initializer_range must be >= 0, got %g", source, c->initializer_range);
     REQUIRE(c->vocab_size > 0, "%s: vocab_size must be positive, got %d", source, c->vocab_size);
     REQUIRE(c->hidden_size > 0, "%s: hidden_size must be positive, got %d", source, c->hidden_size);
     REQUIRE(c->num_hidden_layers > 0, "%s: num_hidden_layers must be positive, got %d", source, c->num_hidden_layers);
@@ -199,7 +310,8 @@ ts_status ts_config_validate(const ts_config *c, const char *source) {
     REQUIRE(c->intermediate_size > 0, "%s: intermediate_size must be positive, got %d", source, c->intermediate_size);
     REQUIRE(c->max_position_embeddings > 0, "%s: max_position_embeddings must be positive, got %d", source,
             c->max_position_embeddings);
-    REQUIRE(c->rms_norm_eps > 0, "%s: rms_norm_eps must be positive", source);
+    REQUIRE(c->rms_norm_eps > 0 && c->rms_norm_eps < 1, "%s: rms_norm_eps must be in (0, 1), got %g", source,
+            c->rms_norm_eps);
     REQUIRE(c->rope_theta > 1, "%s: rope_theta must be > 1, got %g", source, c->rope_theta);
     REQUIRE(c->bos_token_id < c->vocab_size && c->eos_token_id < c->vocab_size,
             "%s: bos_token_id/eos_token_id must be below vocab_size %d", source, c->vocab_size);
@@ -229,17 +341,36 @@ ts_status ts_config_validate(const ts_config *c, const char *source) {
                 c->num_experts_per_tok, c->topk_group, c->n_routed_experts / c->n_group);
         REQUIRE(c->routed_scaling_factor > 0, "%s: routed_scaling_factor must be positive", source);
         REQUIRE(c->aux_loss_alpha >= 0, "%s: aux_loss_alpha must be >= 0", source);
+        char shown[80];
         REQUIRE(strcmp(c->scoring_func, "softmax") == 0 || strcmp(c->scoring_func, "sigmoid") == 0,
-                "%s: scoring_func must be \"softmax\" or \"sigmoid\", got \"%s\"", source, c->scoring_func);
+                "%s: scoring_func must be \"softmax\" or \"sigmoid\", got \"%s\"", source,
+                ts_escape(shown, sizeof shown, c->scoring_func));
+        /* tinyseek routes by n_group/topk_group and the bias; these are the names Hugging Face's V2/V3 use for that. */
+        REQUIRE(strcmp(c->topk_method, "greedy") == 0 || strcmp(c->topk_method, "group_limited_greedy") == 0 ||
+                    strcmp(c->topk_method, "noaux_tc") == 0,
+                "%s: topk_method must be \"greedy\", \"group_limited_greedy\" or \"noaux_tc\", got \"%s\"", source,
+                ts_escape(shown, sizeof shown, c->topk_method));
         REQUIRE(c->n_shared_experts >= 0, "%s: n_shared_experts must be >= 0", source);
         REQUIRE(c->first_k_dense_replace >= 0, "%s: first_k_dense_replace must be >= 0", source);
     }
     if (c->has_yarn) {
+        REQUIRE_FINITE(c->yarn.factor, "rope_scaling.factor");
+        REQUIRE_FINITE(c->yarn.beta_fast, "rope_scaling.beta_fast");
+        REQUIRE_FINITE(c->yarn.beta_slow, "rope_scaling.beta_slow");
+        REQUIRE_FINITE(c->yarn.mscale, "rope_scaling.mscale");
+        REQUIRE_FINITE(c->yarn.mscale_all_dim, "rope_scaling.mscale_all_dim");
         REQUIRE(c->yarn.factor >= 1, "%s: rope_scaling.factor must be >= 1", source);
         REQUIRE(c->yarn.original_max_position > 0, "%s: rope_scaling.original_max_position_embeddings must be positive",
                 source);
+        /* The ramp runs between the pairs turning beta_fast and beta_slow times: log(max_pos / (2π·beta)). */
+        REQUIRE(c->yarn.beta_slow > 0 && c->yarn.beta_fast >= c->yarn.beta_slow,
+                "%s: rope_scaling.beta_fast (%g) and beta_slow (%g) must satisfy beta_fast >= beta_slow > 0", source,
+                c->yarn.beta_fast, c->yarn.beta_slow);
+        /* 0.1·mscale·ln(factor) + 1 divides the softmax scale: keep it >= 1. */
+        REQUIRE(c->yarn.mscale >= 0 && c->yarn.mscale_all_dim >= 0,
+                "%s: rope_scaling.mscale and mscale_all_dim must be >= 0", source);
     }
-    return TS_OK;
+    return check_sizes(c, source);
 }
 
 ts_status ts_config_load(ts_config *c, const char *path) {
