@@ -14,15 +14,15 @@
 #
 # Sizes come from the environment (make ch7 passes its CH07_* variables):
 #   PRETRAIN_STEPS SFT_STEPS RS_PROMPTS (per difficulty) RS_SAMPLES EVAL_PROBLEMS (per difficulty)
-#   EVAL_SAMPLES MAX_NEW
+#   EVAL_SAMPLES MAX_NEW TEMPERATURE (of the samples; DeepSeek-R1 evaluates at 0.6)
 # Writes OUTDIR/seedS/{base,sft,rs}/ (checkpoints), OUTDIR/seedS/{base,sft,rs}.csv/.json
 # (the evaluation summaries), OUTDIR/seedS/rs.jsonl, then OUTDIR/results.csv,
 # OUTDIR/passk.csv, OUTDIR/by_difficulty.csv and OUTDIR/summary.txt (scripts/ch07-table.py).
 set -euo pipefail
 ts=${1:?usage: ch07-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: ch07-runs.sh TINYSEEK OUTDIR}
-: "${PRETRAIN_STEPS:=1500}" "${SFT_STEPS:=300}" "${RS_PROMPTS:=50}" "${RS_SAMPLES:=4}" "${EVAL_PROBLEMS:=50}"
-: "${EVAL_SAMPLES:=8}" "${MAX_NEW:=96}"
+: "${PRETRAIN_STEPS:=1500}" "${SFT_STEPS:=300}" "${RS_PROMPTS:=50}" "${RS_SAMPLES:=8}" "${EVAL_PROBLEMS:=50}"
+: "${EVAL_SAMPLES:=8}" "${MAX_NEW:=96}" "${TEMPERATURE:=0.6}"
 data=runs/ch01/data
 for f in $data/pretrain_train.txt $data/sft_train.jsonl $data/rl_train.jsonl runs/ch01/tokenizer.json; do
   [[ -f $f ]] || { echo "ch07-runs: $f is missing (make ch1 writes it)" >&2; exit 2; }
@@ -42,14 +42,14 @@ pipeline() {   # pipeline SEED
   local s=$1 d=$out/seed$1
   mkdir -p "$d"
   local ev=(--problems "$test_set" --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW"
-            --seed "$s" --threads 1 --quiet)
+            --temperature "$TEMPERATURE" --seed "$s" --threads 1 --quiet)
   step "$s" pretrain "$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
     --out "$d/base" --steps "$PRETRAIN_STEPS" --batch 16 --seq 64 --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 50 \
     --bias-update-speed 0.01 --seed "$s" --init-seed "$s" --threads 1 --quiet
   step "$s" sft "$ts" sft --init "$d/base" --data $data --out "$d/sft" --steps "$SFT_STEPS" --batch 16 \
     --warmup $((SFT_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet
   step "$s" rejection "$ts" rejection-sample --model "$d/sft" --data $data --limit "$RS_PROMPTS" \
-    --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --seed "$((s + 100))" --out "$d/rs.jsonl" --threads 1 --quiet
+    --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$((s + 100))" --out "$d/rs.jsonl" --threads 1 --quiet
   cat $data/sft_train.jsonl "$d/rs.jsonl" >"$d/rs_train.jsonl"
   step "$s" rs "$ts" sft --init "$d/sft" --train "$d/rs_train.jsonl" --test $data/sft_test.jsonl --out "$d/rs" \
     --steps "$SFT_STEPS" --batch 16 --warmup $((SFT_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet

@@ -54,7 +54,7 @@ with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
     for c in ks:
         w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in models for v in stat(rows[(m, "all")], c)])
 env = {k: os.environ.get(k, "") for k in ("PRETRAIN_STEPS", "SFT_STEPS", "RS_PROMPTS", "RS_SAMPLES", "EVAL_PROBLEMS",
-                                          "EVAL_SAMPLES", "MAX_NEW")}
+                                          "EVAL_SAMPLES", "MAX_NEW", "TEMPERATURE")}
 kept = []
 for sd in seeds:
     with open(os.path.join(sd, "rs.jsonl")) as f:

@@ -1,6 +1,6 @@
 /**
  * @file cmd_evaluate.c
- * @brief `tinyseek evaluate` (pass@k, maj@k, format rate by difficulty) and
+ * @brief `tinyseek evaluate` (pass\@k, maj\@k, format rate by difficulty) and
  *        `tinyseek rejection-sample` (keep the right, clean samples as SFT
  *        pairs), both on train/evaluate.c (chapter 7).
  */
@@ -127,7 +127,7 @@ static ts_status dump_sample(void *ctx, int problem, int sample, const char *res
     return TS_OK;
 }
 
-/* The evaluation flags both commands share. */
+/** The evaluation flags both commands share. */
 #define EVAL_FLAGS(o, tmpl_name, limit, threads, quiet)                                                                 \
     {"template", OPT_STR, &tmpl_name, "chat template the prompts are rendered with: r1 or r1-zero", 1, 0},             \
         {"samples", OPT_INT, &o.n_samples, "sampled completions per problem (k)", 0, 4096},                            \

@@ -1,6 +1,6 @@
 /**
  * @file answer.c
- * @brief Answer parsing, the format checker, pass@k and majority vote.
+ * @brief Answer parsing, the format checker, pass\@k and majority vote.
  */
 #include "data/answer.h"
 

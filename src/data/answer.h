@@ -1,7 +1,7 @@
 /**
  * @file answer.h
  * @brief Reading a model's answer: the answer-tag parser, the format checker,
- *        exact-match scoring, and the pass@k / maj@k estimators (chapter 7).
+ *        exact-match scoring, and the pass\@k / maj\@k estimators (chapter 7).
  *
  * Knows no model: evaluation (chapter 7), rejection sampling (chapter 7) and
  * GRPO's rule rewards (chapter 8) all score a completion with these.
@@ -62,7 +62,7 @@ ts_answer_score ts_answer_score_of(const char *response, const char *truth);
 
 // [pass-at-k-signature]
 /**
- * @brief The unbiased pass@k estimator of Chen et al. (2021): the chance that
+ * @brief The unbiased pass\@k estimator of Chen et al. (2021): the chance that
  *        at least one of k samples drawn without replacement from n samples,
  *        c of them correct, is correct:
  *

@@ -24,13 +24,13 @@ ts_status ts_template_parse(const char *name, ts_template *t) {
 }
 
 //! [r1-zero-template]
-/* DeepSeek-R1 paper, Table 1, verbatim; "{prompt}" is where the question goes. */
+/** DeepSeek-R1 paper, Table 1, verbatim, up to "{prompt}", where the question goes. */
 #define R1_ZERO_HEAD                                                                                                    \
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "          \
     "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. The " \
     "reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, "   \
     "i.e., <think> reasoning process here </think> <answer> answer here </answer>. User: "
-#define R1_ZERO_TAIL ". Assistant:"
+#define R1_ZERO_TAIL ". Assistant:" /**< after the question: the model continues from here */
 //! [r1-zero-template]
 
 /* The same two templates for Jinja (Hugging Face's chat_template conventions). */

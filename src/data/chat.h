@@ -43,7 +43,9 @@ ts_status ts_template_parse(const char *name, ts_template *t);
 /**
  * @brief What the model is given to answer @p prompt: the template with the
  *        user's turn and the generation prompt (Jinja's add_generation_prompt).
- * @param out malloc'd, NUL-terminated (free() it)
+ * @param t      the template
+ * @param prompt the raw question
+ * @param out    malloc'd, NUL-terminated (free() it)
  */
 ts_status ts_chat_render_prompt(ts_template t, const char *prompt, char **out);
 
@@ -52,7 +54,9 @@ ts_status ts_chat_render_prompt(ts_template t, const char *prompt, char **out);
  *        turn after the generation prompt, ending with `<|eos|>`. The prompt's
  *        text followed by this is the whole conversation as the Jinja template
  *        renders it.
- * @param out malloc'd, NUL-terminated (free() it)
+ * @param t        the template
+ * @param response the response as the data files write it ("<think>…</think><answer>…</answer>")
+ * @param out      malloc'd, NUL-terminated (free() it)
  */
 ts_status ts_chat_render_response(ts_template t, const char *response, char **out);
 
@@ -73,6 +77,9 @@ ts_status ts_chat_tokenizer_config(char **out);
 /**
  * @brief Render and tokenize a pair: ids = tokens(prompt part) ++ tokens(response part),
  *        the first @p n_prompt of them the prompt's (no loss there).
+ * @param tok       the tokenizer (its special tokens become single ids)
+ * @param t         the template
+ * @param prompt    the raw question
  * @param ids       malloc'd (free() it)
  * @param n         total ids
  * @param n_prompt  ids of the prompt part

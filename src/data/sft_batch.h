@@ -67,6 +67,11 @@ typedef struct {
 
 /**
  * @brief Render every pair of @p set with template @p t and tokenize it.
+ * @param d        filled with the pairs' ids (free with ts_sft_data_free())
+ * @param tok      the tokenizer
+ * @param t        the template
+ * @param set      the pairs (every one needs a response)
+ * @param source   the file name errors start with
  * @param max_len  the most tokens a pair may have (the model's context); a longer one is an error naming it
  */
 ts_status ts_sft_data_build(ts_sft_data *d, const bpe_tokenizer *tok, ts_template t, const ts_examples *set,
@@ -95,7 +100,10 @@ void ts_sft_fill_row(const ts_sft_seq *s, int T, int pad_id, int *tokens, int *t
  *        position in the epoch (pos) and the RNG state the epoch's permutation
  *        was drawn from (rng[0], seeded from @p seed on TS_STREAM_DATA), so a
  *        resumed run rebuilds the permutation and draws the very same batches.
- * @param d  the pairs; must outlive the source
+ * @param src  the source to set up
+ * @param d    the pairs; must outlive the source
+ * @param B    pairs per batch
+ * @param seed data-order seed
  * Free with ts_sft_source_free().
  */
 ts_status ts_sft_source(ts_batch_source *src, const ts_sft_data *d, int B, uint64_t seed);

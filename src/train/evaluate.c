@@ -243,7 +243,7 @@ typedef struct {
     double pass_at[32];
 } summary;
 
-/* The k of the pass@k columns: 1, 2, 4, ... below n, then n. */
+/* The k of the pass\@k columns: 1, 2, 4, ... below n, then n. */
 static int ks_of(int n, int *ks) {
     int m = 0;
     for (int k = 1; k < n && m < 31; k *= 2) ks[m++] = k;

@@ -1,7 +1,7 @@
 /**
  * @file evaluate.h
  * @brief The evaluation harness every post-training chapter scores with
- *        (chapter 7): greedy pass@1, sampled pass@1, unbiased pass@k, maj@k,
+ *        (chapter 7): greedy pass\@1, sampled pass\@1, unbiased pass\@k, maj\@k,
  *        format rate and response length, by difficulty; and rejection
  *        sampling, which keeps the right, clean samples as SFT pairs.
  *
@@ -24,7 +24,7 @@
 /** How to evaluate. */
 typedef struct {
     ts_template tmpl;    /**< the chat template the prompts are rendered with */
-    int greedy;          /**< 1: one greedy completion per problem (greedy pass@1) */
+    int greedy;          /**< 1: one greedy completion per problem (greedy pass\@1) */
     int n_samples;       /**< k sampled completions per problem (0 = none) */
     float temperature;   /**< sampling temperature (> 0) */
     int max_new;         /**< most tokens generated per completion */
