@@ -66,7 +66,7 @@ ts_answer_score ts_answer_score_of(const char *response, const char *truth);
  *        at least one of k samples drawn without replacement from n samples,
  *        c of them correct, is correct:
  *
- *     pass@k = 1 − C(n−c, k) / C(n, k) = 1 − Π_{i=n−c+1}^{n} (1 − k/i)
+ *     1 − C(n−c, k) / C(n, k) = 1 − Π_{i=n−c+1}^{n} (1 − k/i)
  *
  * The product form never forms a binomial coefficient, so it neither overflows
  * nor loses precision for large n.

@@ -41,6 +41,8 @@ typedef struct {
  * @brief Read a JSONL file: one object per line with a string "prompt", an
  *        optional string "response", an optional string or number "answer" and
  *        an optional integer "difficulty" (blank lines skipped).
+ * @param set            filled with the examples (free with ts_examples_free())
+ * @param path           the JSONL file
  * @param need_response  1: every line must have a response (SFT pairs)
  * @param need_answer    1: every line must have an answer, given or in the response's tag (problems to score)
  * @return TS_ERR_FORMAT naming the file, line and field for a bad line; TS_ERR_IO.

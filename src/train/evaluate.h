@@ -59,8 +59,13 @@ typedef ts_status (*ts_eval_sample_fn)(void *ctx, int problem, int sample, const
 /**
  * @brief Generate and score: for each of the @p problems (prompt + answer),
  *        a greedy completion (if o->greedy) and o->n_samples samples.
+ * @param m     the model (frozen is enough)
+ * @param tok   its tokenizer
+ * @param problems  prompts with answers (and difficulties)
+ * @param o     how to evaluate
  * @param out   (problems->n) per-problem results
  * @param fn    called for each sample (may be NULL)
+ * @param ctx   passed to @p fn
  */
 ts_status ts_evaluate(ts_model *m, const bpe_tokenizer *tok, const ts_examples *problems, const ts_eval_opts *o,
                       ts_eval_problem *out, ts_eval_sample_fn fn, void *ctx);
@@ -70,7 +75,12 @@ ts_status ts_evaluate(ts_model *m, const bpe_tokenizer *tok, const ts_examples *
  *        and one for all problems ("all"): problems, greedy_pass1,
  *        greedy_format, pass1 (mean c/n), format_rate, mean_len, maj_at_n and
  *        pass_at_K for K = 1, 2, 4, ... up to n and n itself. Either path may be NULL.
+ * @param csv_path   CSV file to write, or NULL
+ * @param json_path  JSON file to write, or NULL
  * @param label  written in a `model` column / field (e.g. "sft")
+ * @param problems   the problems evaluated (their difficulties group the rows)
+ * @param res        ts_evaluate()'s per-problem results
+ * @param o          the options it ran with
  */
 ts_status ts_eval_write(const char *csv_path, const char *json_path, const char *label, const ts_examples *problems,
                         const ts_eval_problem *res, const ts_eval_opts *o);

@@ -17,6 +17,8 @@
  *        logits, mean cross-entropy over the positions whose target is not
  *        TS_IGNORE (the response tokens), gradients += dL/dθ. The same step the
  *        training loop runs; exposed so a test can look at its gradients.
+ * @param m        the model (with gradients; activations reserved for b's shape or grown)
+ * @param b        the batch (tokens, targets with TS_IGNORE, optional weights)
  * @param loss     the mean response-token cross-entropy (+ the MoE balance loss, as pretraining trains)
  * @param counted  the number of response tokens counted (may be NULL)
  */
@@ -35,7 +37,12 @@ float ts_sft_eval_loss(ts_model *m, const ts_sft_data *d, int B, int max_pairs);
  *        opts->seq_len is ignored: rows are as long as the longest pair.
  *        With opts->resume the weights, moments, step and data order come from
  *        opts->out_dir and the run continues exactly where it stopped.
+ * @param m           the model
+ * @param train       the training pairs
+ * @param eval        held-out pairs, or NULL
  * @param eval_pairs  pairs of @p eval per evaluation (0 = all)
+ * @param opts        the loop's options
+ * @param result      what the run reached
  */
 ts_status ts_sft(ts_model *m, const ts_sft_data *train, const ts_sft_data *eval, int eval_pairs,
                  const ts_train_opts *opts, ts_train_result *result);
