@@ -8,13 +8,48 @@ deviation over the seeds:
   OUTDIR/results.csv        model, difficulty "all": greedy pass@1, sampled pass@1, maj@k, pass@k, format rate, length
   OUTDIR/by_difficulty.csv  model, difficulty, pass@1 and format rate
   OUTDIR/passk.csv          k, then mean and sd of pass@k for each model (the pass@k curve)
-  OUTDIR/run.csv            seeds, seconds the whole experiment took, and the sizes used
+  OUTDIR/run.csv            seeds, seconds the whole experiment took, what rejection sampling kept
+                            (and how much of it shows the right working), and the sizes used
 and prints the table the chapter quotes."""
 import csv
 import glob
+import json
 import os
+import re
 import statistics
 import sys
+
+QUESTION = re.compile(r"^What is (\d+)([-+])(\d+)\?$")
+
+
+def working(prompt):
+    """The column-by-column working chapter 1's SFT responses write for a+b or a-b (None for other prompts):
+    ones column first, "x+y(+1)=s carry c" or "x-y(-1)=d borrow b" (x raised by 10 when it borrows)."""
+    m = QUESTION.match(prompt)
+    if not m:
+        return None
+    a, op, b = m.group(1), m.group(2), m.group(3)
+    n = max(len(a), len(b))
+    a, b = a.zfill(n), b.zfill(n)
+    steps, c = [], 0
+    for i in range(n - 1, -1, -1):
+        x, y = int(a[i]), int(b[i])
+        if op == "+":
+            s = x + y + c
+            steps.append(f"{x}+{y}{'+1' if c else ''}={s} carry {s // 10}")
+            c = s // 10
+        else:
+            borrow = 1 if x - y - c < 0 else 0
+            top = x + 10 * borrow
+            steps.append(f"{top}-{y}{'-1' if c else ''}={top - y - c} borrow {borrow}")
+            c = borrow
+    return " ; ".join(steps)
+
+
+def think(response):
+    """The text of a response's think block, without the newline the r1 template starts it with."""
+    body = response.split("<think>", 1)[-1].split("</think>", 1)[0]
+    return body[1:] if body.startswith("\n") else body
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 models = ["base", "sft", "rs"]
@@ -55,15 +90,18 @@ with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
         w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in models for v in stat(rows[(m, "all")], c)])
 env = {k: os.environ.get(k, "") for k in ("PRETRAIN_STEPS", "SFT_STEPS", "RS_PROMPTS", "RS_SAMPLES", "EVAL_PROBLEMS",
                                           "EVAL_SAMPLES", "MAX_NEW", "TEMPERATURE")}
-kept = []
+kept, right_working = [], 0
 for sd in seeds:
-    with open(os.path.join(sd, "rs.jsonl")) as f:
-        kept.append(sum(1 for _ in f))
+    pairs = [json.loads(line) for line in open(os.path.join(sd, "rs.jsonl"))]
+    kept.append(len(pairs))
+    right_working += sum(think(p["response"]) == working(p["prompt"]) for p in pairs)
 with open(os.path.join(out, "run.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["seeds", "seconds", "rs_kept_mean", "problems_per_difficulty"] + [k.lower() for k in env])
-    w.writerow([len(seeds), elapsed, f"{statistics.mean(kept):.1f}", rows[("sft", diffs[0])][0]["problems"]]
-               + list(env.values()))
+    w.writerow(["seeds", "seconds", "rs_kept_mean", "rs_kept_sd", "rs_kept_total", "rs_kept_right_working",
+                "problems_per_difficulty"] + [k.lower() for k in env])
+    w.writerow([len(seeds), elapsed, f"{statistics.mean(kept):.1f}",
+                f"{statistics.stdev(kept) if len(kept) > 1 else 0:.1f}", sum(kept), right_working,
+                rows[("sft", diffs[0])][0]["problems"]] + list(env.values()))
 
 n = rows[("sft", "all")][0]["problems"]
 print(f"chapter 7: {len(seeds)} seeds, {n} test problems, {first['samples']} samples each, {elapsed} s in all")
@@ -72,6 +110,8 @@ for m in models:
     rs = rows[(m, "all")]
     cells = ["%.3f ± %.3f" % stat(rs, c) for c in ("greedy_pass1", "pass1", "maj_at_n", ks[-1], "format_rate")]
     print(f"{m:<6} " + " ".join(f"{c:>15}" for c in cells))
+print(f"rejection sampling kept {statistics.mean(kept):.1f} pairs per seed ({sum(kept)} in all), "
+      f"{right_working} of them with the right working")
 print("by difficulty (sampled pass@1):")
 for d in diffs:
     print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + stat(rows[(m, d)], "pass1")) for m in models))
