@@ -22,6 +22,9 @@
  *                                      (forward, backward, clip, AdamW; loss before each step)
  *       adamw.final_loss (1)           the loss after the S steps
  *       final.NAME                     the weights after the S steps
+ *       grpo.*                         chapter 8's GRPO loss on given rollouts (dump_grpo(), at the end
+ *                                      of this file): the rollouts, π_old's and π_ref's log-probs, and
+ *                                      for three settings the loss, statistics and every gradient
  *     and the optimizer settings as string metadata.
  *
  * The AdamW steps use ε = 1e-3 by default, not the training default 1e-8.
@@ -44,6 +47,7 @@
 #include "core/optim.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "train/grpo.h"
 #include "train/loss.h"
 
 /* A growing list of tensors to write; names and data are owned copies. */
@@ -154,6 +158,8 @@ done:
     return rc;
 }
 
+static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx);
+
 int cmd_dump(int argc, char **argv) {
     const char *config = NULL, *out = NULL;
     int B = 3, T = 16, threads = 0, steps = 10;
@@ -246,6 +252,7 @@ int cmd_dump(int argc, char **argv) {
     dump_add(&d, "loss", 1, &one, &loss);
     dump_params(&d, &m.params, m.params.grad, "grad.");
     if ((rc = dump_open(&d, &m, tokens, targets, B, T, &rng, pidx))) goto done;
+    if ((rc = dump_grpo(&d, &m, T, seed, pidx))) goto done;
 
     /* KV-cache decode of sequence 0, teacher-forced; MLA also with the naive (per-head) cache */
     int n_modes = m.attn == TS_ATTN_MLA ? 2 : 1;
@@ -310,5 +317,130 @@ done:
     free(norms);
     free(dec);
     ts_model_free(&m);
+    return rc;
+}
+
+/* ---- chapter 8: GRPO on given rollouts ----------------------------------- */
+
+/* A frozen copy of @p m whose weights moved by sigma·N(0,1): π_old after some
+ * updates, or a reference the policy has drifted from. */
+static ts_status grpo_perturbed_copy(ts_model *dst, const ts_model *m, float sigma, ts_rng *rng) {
+    ts_status st = ts_model_create(dst, &m->cfg, TS_MODEL_FROZEN);
+    if (st) return st;
+    for (size_t i = 0; i < m->params.numel; i++) dst->params.data[i] = m->params.data[i] + sigma * ts_rng_normal(rng);
+    return TS_OK;
+}
+
+/* GRPO (src/train/grpo.h) on P = 3 groups of G = 4 random rollouts of T
+ * positions (prompts of 2..5 tokens, then a completion; group 2's rewards all
+ * equal), with π_old and π_ref frozen copies of the model whose weights moved
+ * by 0.15·initializer_range·N(0,1), so ρ ≠ 1 and the clip fires on some
+ * tokens. Their log-probs are rounded to float32, the form the dump stores,
+ * before the loss reads them, so the twin computes from the same numbers.
+ * Three settings, one gradient each: (seq) DeepSeekMath's per-completion mean,
+ * ε 0.2/0.2, β 0.1; (tok) DAPO's token-level mean with clip-higher (ε_high
+ * 0.28), zero-variance groups dropped, β 0.1; (const) Dr. GRPO (no std
+ * division, constant L_max = T), β 0. Writes grpo.tokens, grpo.targets (n,T),
+ * grpo.rewards (n), grpo.old_logp, grpo.ref_logp (n,T), and per setting S:
+ * grpo.S.settings [P, G, eps_low, eps_high, beta, adv_eps, scale_by_std, norm,
+ * max_len, drop_zero_var], grpo.S.loss, grpo.S.stats [clip_frac, kl,
+ * zero_var_frac, entropy], grpo.S.grad.NAME. Returns the CLI status. */
+static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx) {
+    enum { P = 3, G = 4 };
+    int n = P * G, rc = 0;
+    size_t nt = (size_t)n * T;
+    ts_rollout r;
+    ts_model old, ref;
+    memset(&old, 0, sizeof old);
+    memset(&ref, 0, sizeof ref);
+    float *buf = malloc(nt * sizeof(float));
+    int *seq = malloc((size_t)T * sizeof(int));
+    ts_rng rng;
+    ts_rng_seed(&rng, seed ^ 0x6772706fULL, TS_STREAM_TEST); /* its own draws: the other dumps keep theirs */
+    if (!buf || !seq || ts_rollout_alloc(&r, P, G, T, 1)) {
+        free(buf);
+        free(seq);
+        return cli_error("dump-grads: out of memory");
+    }
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++) {
+        int p = 2 + (int)ts_rng_below(&rng, 4);
+        if (p > T - 1) p = T - 1;
+        int c = 1 + (int)ts_rng_below(&rng, (uint64_t)(T - p));
+        for (int k = 0; k < p + c; k++) seq[k] = (int)ts_rng_below(&rng, (uint64_t)V);
+        float reward = i / G == P - 1 ? 1.0f : (float)ts_rng_below(&rng, 3) / 2; /* 0, 1/2 or 1; the last group equal */
+        if (i % G == 0 && i / G < P - 1) reward = 1.0f; /* ...and never all equal in the others */
+        if (i % G == 1 && i / G < P - 1) reward = 0.0f;
+        if (ts_rollout_set(&r, i, seq, p, seq + p, c, reward, 0)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+    }
+    float sigma = 0.15f * m->cfg.initializer_range;
+    if (grpo_perturbed_copy(&old, m, sigma, &rng) || grpo_perturbed_copy(&ref, m, sigma, &rng) ||
+        ts_grpo_token_logp(&old, &r, r.old_logp) || ts_grpo_token_logp(&ref, &r, r.ref_logp)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    r.has_old = 1;
+    for (size_t k = 0; k < nt; k++) {
+        r.old_logp[k] = (float)r.old_logp[k];
+        r.ref_logp[k] = (float)r.ref_logp[k];
+    }
+    int shape_nt[2] = {n, T}, one = 1, n_set = 10, n_stats = 4;
+    for (size_t k = 0; k < nt; k++) buf[k] = (float)r.tokens[k];
+    dump_add(d, "grpo.tokens", 2, shape_nt, buf);
+    for (size_t k = 0; k < nt; k++) buf[k] = (float)r.targets[k];
+    dump_add(d, "grpo.targets", 2, shape_nt, buf);
+    dump_add(d, "grpo.rewards", 1, &n, r.rewards);
+    for (size_t k = 0; k < nt; k++) buf[k] = (float)r.old_logp[k];
+    dump_add(d, "grpo.old_logp", 2, shape_nt, buf);
+    for (size_t k = 0; k < nt; k++) buf[k] = (float)r.ref_logp[k];
+    dump_add(d, "grpo.ref_logp", 2, shape_nt, buf);
+
+    const char *names[3] = {"seq", "tok", "const"};
+    for (int s = 0; s < 3; s++) {
+        ts_grpo_opts o = ts_grpo_opts_default();
+        o.beta = 0.1f;
+        if (s == 1) {
+            o.norm = TS_GRPO_NORM_TOKEN;
+            o.eps_high = 0.28f;
+            o.drop_zero_var = 1;
+        } else if (s == 2) {
+            o.norm = TS_GRPO_NORM_CONSTANT;
+            o.scale_by_std = 0;
+            o.max_len = T;
+            o.beta = 0.0f;
+        }
+        ts_grpo_stats st;
+        float loss;
+        ts_model_zero_grad(m);
+        if (ts_grpo_step(m, &r, &o, &loss, &st)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        perturb(&m->params, pidx);
+        char name[64];
+        float settings[10] = {P, G, o.eps_low, o.eps_high, o.beta, o.adv_eps, (float)o.scale_by_std, (float)o.norm,
+                              (float)o.max_len, (float)o.drop_zero_var};
+        float stats[4] = {(float)st.clip_frac, (float)(o.beta > 0 ? st.kl : 0.0), (float)st.zero_var_frac,
+                          (float)st.entropy};
+        snprintf(name, sizeof name, "grpo.%s.settings", names[s]);
+        dump_add(d, name, 1, &n_set, settings);
+        snprintf(name, sizeof name, "grpo.%s.loss", names[s]);
+        dump_add(d, name, 1, &one, &loss);
+        snprintf(name, sizeof name, "grpo.%s.stats", names[s]);
+        dump_add(d, name, 1, &n_stats, stats);
+        snprintf(name, sizeof name, "grpo.%s.grad.", names[s]);
+        dump_params(d, &m->params, m->params.grad, name);
+        printf("dump-grads: grpo %-5s loss %+.6f, clip fraction %.3f, rho in [%.3f, %.3f], KL %.4f\n", names[s], loss,
+               st.clip_frac, st.ratio_min, st.ratio_max, st.kl);
+    }
+done:
+    ts_model_free(&old);
+    ts_model_free(&ref);
+    ts_rollout_free(&r);
+    free(buf);
+    free(seq);
     return rc;
 }

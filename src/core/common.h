@@ -49,8 +49,8 @@ void ts_clear_error(void);
 
 /**
  * @brief Quote untrusted text (a name or value read from a file, a flag's
- * argument) in a message: control bytes become \n, \r, \t or \xNN, a
- * backslash becomes \\, and text longer than @p cap allows is cut with "...".
+ * argument) in a message: control bytes become `\n`, `\r`, `\t` or `\xNN`, a
+ * backslash becomes `\\`, and text longer than @p cap allows is cut with "...".
  * @return @p buf
  */
 const char *ts_escape(char *buf, size_t cap, const char *s);

@@ -10,7 +10,8 @@ logits, loss, the gradient of every parameter, the last hidden state and the
 gradients of an open-path loss (per-token weighted cross-entropy + a loss on
 the hidden state + half the balance loss), the KV-cache decode logits,
 and an AdamW run on the same batch (loss and gradient norm of each step, the
-loss after it, every weight at the end).
+loss after it, every weight at the end); and chapter 8's GRPO loss on given
+rollouts (three settings: loss, statistics and every gradient).
 
 The AdamW run uses the ε that dump-grads wrote in its metadata (1e-3 by
 default, see src/cli/cmd_dump.c: with the training default 1e-8, Adam's
@@ -190,9 +191,48 @@ def main(argv):
         rep.failed = []
         rep.print("AdamW trajectory and final weights:")
 
+    failed += check_grpo(rep, dump, a.dir, dtype)
+
     if failed:
         print(f"crosscheck {a.dir}: FAILED: {len(failed)} tensor(s) beyond tolerance: {', '.join(failed[:8])}"
               + (" ..." if len(failed) > 8 else ""))
         return 1
     print(f"crosscheck {a.dir}: OK")
     return 0
+
+
+def check_grpo(rep, dump, folder, dtype):
+    """Chapter 8: GRPO on the rollouts dump-grads wrote (grpo.*), one fresh twin per setting, loss and
+    statistics and the gradient of every parameter. Returns the names of the tensors that failed."""
+    if "grpo.tokens" not in dump:
+        return []
+    as_t = lambda name: torch.from_numpy(dump[name].astype(np.float64))
+    tokens, targets = as_t("grpo.tokens").long(), as_t("grpo.targets").long()
+    rewards, old_logp, ref_logp = as_t("grpo.rewards").to(dtype), as_t("grpo.old_logp").to(dtype), \
+        as_t("grpo.ref_logp").to(dtype)
+    failed = []
+    for setting in ("seq", "tok", "const"):
+        if f"grpo.{setting}.loss" not in dump:
+            continue
+        P, G, eps_low, eps_high, beta, adv_eps, scale_by_std, norm, max_len, drop = \
+            [float(x) for x in dump[f"grpo.{setting}.settings"]]
+        model = twin.load_model(folder, dtype)
+        logits = model(tokens)
+        loss, (clip_frac, kl, zero_var, entropy) = twin.grpo_loss(
+            logits, targets, rewards, old_logp, ref_logp, int(G), eps_low, eps_high, beta, adv_eps,
+            bool(scale_by_std), int(norm), max_len, bool(drop))
+        loss.backward()
+        rep.compare(f"grpo.{setting}.loss", dump[f"grpo.{setting}.loss"], np.array([loss.item()]))
+        c_stats = dump[f"grpo.{setting}.stats"]
+        rep.compare(f"grpo.{setting}.clip_frac", c_stats[0:1], np.array([clip_frac.item()]))
+        rep.compare(f"grpo.{setting}.kl", c_stats[1:2], np.array([float(kl)]))
+        rep.compare(f"grpo.{setting}.zero_var_frac", c_stats[2:3], np.array([zero_var.item()]))
+        rep.compare(f"grpo.{setting}.entropy", c_stats[3:4], np.array([entropy.item()]))
+        for name, p in model.named_parameters():
+            g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+            rep.compare(f"grpo.{setting}.grad." + name, dump[f"grpo.{setting}.grad." + name], g)
+        failed += rep.failed
+        rep.failed = []
+        rep.print(f"GRPO on given rollouts, {setting} ({int(P)} groups of {int(G)}, eps {eps_low:g}/{eps_high:g}, "
+                  f"beta {beta:g}, clip fraction {clip_frac.item():.3f}):")
+    return failed

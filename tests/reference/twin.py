@@ -451,6 +451,51 @@ def load_model(folder, dtype=torch.float32):
     return model.to(dtype)
 
 
+# --------------------------------------------------------------------------
+# Chapter 8: the GRPO loss on given rollouts (src/train/grpo.h)
+# --------------------------------------------------------------------------
+
+def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high, beta, adv_eps, scale_by_std,
+              norm, max_len, drop_zero_var):
+    """GRPO's loss -J as the papers write it, for autograd to differentiate.
+
+    logits (n,T,V); targets (n,T) with IGNORE outside the completions; rewards (n); old_logp, ref_logp (n,T)
+    given; groups of G consecutive sequences. norm: 0 per completion then group (DeepSeekMath eq. 3), 1 token
+    level (DAPO), 2 a constant n*max_len (Dr. GRPO). Returns (loss, (clip fraction, mean k3 (0 when beta = 0),
+    zero-variance-group fraction, mean entropy)) with the statistics over all completion tokens."""
+    mask = targets != IGNORE
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    r = rewards.reshape(-1, G)
+    zero_var = (r == r[:, :1]).all(dim=1)
+    centred = r - r.mean(dim=1, keepdim=True)
+    adv = centred / (r.std(dim=1, unbiased=False, keepdim=True) + adv_eps) if scale_by_std else centred
+    adv = torch.where(zero_var.unsqueeze(1), torch.zeros_like(adv), adv).reshape(-1, 1)
+    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
+    surrogate = torch.min(ratio * adv, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+    u = torch.clamp(ref_logp - logp, -20.0, 20.0)
+    k3 = torch.exp(u) - u - 1
+    J = surrogate - beta * k3 if beta > 0 else surrogate
+    used = (~zero_var if drop_zero_var else torch.ones_like(zero_var)).repeat_interleave(G).to(logits.dtype)
+    lengths = mask.sum(dim=1).to(logits.dtype)
+    per_seq = (J * mask).sum(dim=1)
+    n_used = used.sum()
+    if norm == 0:
+        loss = -(used * per_seq / lengths).sum() / n_used
+    elif norm == 1:
+        loss = -(used * per_seq).sum() / (used * lengths).sum()
+    else:
+        loss = -(used * per_seq).sum() / (n_used * max_len)
+    with torch.no_grad():
+        clipped = ((adv > 0) & (ratio > 1 + eps_high)) | ((adv < 0) & (ratio < 1 - eps_low))
+        p = logp_all.exp()
+        entropy = -(p * logp_all).sum(-1)
+        tokens = mask.sum()
+        stats = ((clipped & mask).sum() / tokens, (k3 * mask).sum() / tokens if beta > 0 else torch.tensor(0.0),
+                 zero_var.to(logits.dtype).mean(), (entropy * mask).sum() / tokens)
+    return loss, stats
+
+
 def main(argv):
     usage = "usage: twin.py check DIR [--dtype float64] [--tol 1e-4] | twin.py bench DIR [--threads N] ..."
     if len(argv) < 2 or argv[1] not in ("check", "bench"):
