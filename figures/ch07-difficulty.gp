@@ -1,4 +1,4 @@
-# Chapter 7: sampled pass@1 by difficulty (mean ± sd over 3 seeds) of the base
+# Chapter 7: sampled pass\\@1 by difficulty (mean ± sd over 3 seeds) of the base
 # model (R1-Zero prompt), the cold-start SFT model and the rejection-sampled
 # SFT model.
 #
@@ -9,10 +9,10 @@
 # pass1_mean, pass1_sd, format_rate_mean, format_rate_sd
 
 set datafile separator comma
-set title "Chapter 7: sampled pass@1 by difficulty (mean ± sd, 3 seeds)"
+set title "Chapter 7: sampled pass\\@1 by difficulty (mean ± sd, 3 seeds)"
 set xlabel "difficulty"
-set ylabel "pass@1"
-set yrange [0:1]
+set ylabel "pass\\@1"
+set yrange [0:*]
 set style data histogram
 set style histogram errorbars gap 1 lw 1
 set style fill solid 0.8 border -1

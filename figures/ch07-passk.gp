@@ -8,11 +8,11 @@
 # passk.csv columns: k, base_mean, base_sd, sft_mean, sft_sd, rs_mean, rs_sd
 
 set datafile separator comma
-set title "Chapter 7: pass@k on the held-out test set (mean ± sd, 3 seeds)"
+set title "Chapter 7: pass\\@k on the held-out test set (mean ± sd, 3 seeds)"
 set xlabel "k (samples per problem)"
-set ylabel "pass@k"
+set ylabel "pass\\@k"
 set logscale x 2
-set yrange [0:1]
+set yrange [0:*]
 set grid ytics lc rgb "#dddddd"
 set key top left
 set border 3
