@@ -20,6 +20,12 @@
  *                                      default cache is the absorbed (latent) one
  *       adamw.loss, adamw.grad_norm (S)  S optimizer steps on the same batch
  *                                      (forward, backward, clip, AdamW; loss before each step)
+ *       mtp.lambda (1), mtp.logits.K (B*(T-K), V) for K = 1..D, mtp.depth_loss (D),
+ *       mtp.loss (1), mtp.grad.NAME    a model with MTP modules (num_nextn_predict_layers = D
+ *                                      > 0, chapter 6): each depth's logits and the gradients
+ *                                      of L_main + (λ/D)·Σ_k L_k + the balance losses
+ *                                      (src/train/mtp_loss.c); the sections above are the
+ *                                      main model's alone (the modules' gradients are 0 there)
  *       adamw.final_loss (1)           the loss after the S steps
  *       final.NAME                     the weights after the S steps
  *       grpo.*                         chapter 8's GRPO loss on given rollouts (dump_grpo(), at the end
@@ -49,6 +55,7 @@
 #include "model/checkpoint.h"
 #include "train/grpo.h"
 #include "train/loss.h"
+#include "train/mtp_loss.h"
 
 /* A growing list of tensors to write; names and data are owned copies. */
 typedef struct {
@@ -158,13 +165,37 @@ done:
     return rc;
 }
 
+/* Chapter 6: the MTP objective through ts_mtp_loss_step(): every depth's logits and every gradient. */
+static int dump_mtp(dump_list *d, ts_model *m, const int *tokens, const int *targets, int B, int T, float lambda,
+                    int pidx) {
+    int D = m->cfg.num_nextn_predict_layers, V = m->cfg.vocab_size;
+    ts_model_zero_grad(m);
+    ts_mtp_loss_result r;
+    if (ts_mtp_loss_step(m, tokens, targets, NULL, B, T, lambda, 1.0f, &r)) return cli_lib_error();
+    perturb(&m->params, pidx);
+    char name[32];
+    float depth_loss[8];
+    int one = 1, nd = D < 8 ? D : 8;
+    for (int k = 1; k <= D; k++) {
+        int shape[2] = {B * ts_mtp_len(T, k), V};
+        snprintf(name, sizeof name, "mtp.logits.%d", k);
+        dump_add(d, name, 2, shape, m->mtp_acts[k - 1].logits);
+        if (k <= 8) depth_loss[k - 1] = r.mtp_loss[k - 1];
+    }
+    dump_add(d, "mtp.lambda", 1, &one, &lambda);
+    dump_add(d, "mtp.depth_loss", 1, &nd, depth_loss);
+    dump_add(d, "mtp.loss", 1, &one, &r.loss);
+    dump_params(d, &m->params, m->params.grad, "mtp.grad.");
+    return 0;
+}
+
 static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx);
 
 int cmd_dump(int argc, char **argv) {
     const char *config = NULL, *out = NULL;
     int B = 3, T = 16, threads = 0, steps = 10;
     uint64_t seed = 1;
-    float lr = 1e-2f, clip = 1.0f, norm_noise = 0.2f, ignore_frac = 0.1f;
+    float lr = 1e-2f, clip = 1.0f, norm_noise = 0.2f, ignore_frac = 0.1f, mtp_lambda = 0.3f;
     ts_adamw adamw = ts_adamw_defaults();
     adamw.eps = 1e-3f;
     cli_opt opts[] = {
@@ -181,6 +212,7 @@ int cmd_dump(int argc, char **argv) {
         {"norm-noise", OPT_FLOAT, &norm_noise, "norm weights are 1 + this * N(0,1) (0: all ones)", 0, 10},
         {"ignore", OPT_FLOAT, &ignore_frac, "fraction of targets set to -1 (ignored)", 0, 1},
         {"threads", OPT_INT, &threads, "threads (0 = default)", 0, 1024},
+        {"mtp-lambda", OPT_FLOAT, &mtp_lambda, "weight of the MTP modules' loss (models with num_nextn_predict_layers > 0)", 0, 100},
     };
     int rc = cli_parse("dump-grads", "--config F --out DIR [flags]", argc, argv, opts,
                        (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
@@ -252,6 +284,7 @@ int cmd_dump(int argc, char **argv) {
     dump_add(&d, "loss", 1, &one, &loss);
     dump_params(&d, &m.params, m.params.grad, "grad.");
     if ((rc = dump_open(&d, &m, tokens, targets, B, T, &rng, pidx))) goto done;
+    if (cfg.num_nextn_predict_layers > 0 && (rc = dump_mtp(&d, &m, tokens, targets, B, T, mtp_lambda, pidx))) goto done;
     if ((rc = dump_grpo(&d, &m, T, seed, pidx))) goto done;
 
     /* KV-cache decode of sequence 0, teacher-forced; MLA also with the naive (per-head) cache */

@@ -42,7 +42,8 @@ int cmd_pretrain(int argc, char **argv) {
     uint64_t init_seed = 1;
     int threads = 0, resume = 0, quiet = 0;
     float wd = o.adamw.weight_decay, aux_alpha = -1;
-    const char *expert_load = NULL;
+    const char *expert_load = NULL, *fp8_scaling = NULL;
+    int fp8 = 0;
     cli_opt opts[] = {
         {"config", OPT_STR, &config, "model config.json (not needed with --resume)", 1, 0},
         {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses pretrain_train.txt / pretrain_test.txt)", 1, 0},
@@ -71,6 +72,10 @@ int cmd_pretrain(int argc, char **argv) {
          "MoE: auxiliary-loss-free balancing, each step b_i -= g*sign(load_i - mean) (0 = off)", 0, 10},
         {"aux-loss-alpha", OPT_FLOAT, &aux_alpha, "MoE: override the config's aux_loss_alpha (sequence-wise balance loss)", 0, 10},
         {"expert-load", OPT_STR, &expert_load, "MoE: per-step expert load CSV (default OUT/expert_load.csv)", 1, 0},
+        {"mtp-lambda", OPT_FLOAT, &o.mtp_lambda,
+         "MTP (num_nextn_predict_layers > 0): loss L_main + (lambda/D)*sum_k L_k (default 0.3)", 0, 100},
+        {"fp8", OPT_FLAG, &fp8, "appendix B: the blocks' linear layers in simulated FP8 (E4M3, V3's scaling)", 1, 0},
+        {"fp8-scaling", OPT_STR, &fp8_scaling, "with --fp8: tile (1x128 / 128x128, V3) or tensor (one scale each)", 1, 0},
     };
     int rc = cli_parse("pretrain",
                        "--config F --tokenizer F (--data DIR | --text F) --out DIR [flags]\n"
@@ -86,6 +91,11 @@ int cmd_pretrain(int argc, char **argv) {
     if (!data == !text) return cli_error("pretrain: give exactly one of --data DIR or --text FILE");
     if (!out) return cli_error("pretrain: --out is required");
     if (!config && !resume) return cli_error("pretrain: --config is required (or --resume to continue a run)");
+    if (fp8_scaling && !fp8) return cli_error("pretrain: --fp8-scaling needs --fp8");
+    if (fp8_scaling && strcmp(fp8_scaling, "tile") != 0 && strcmp(fp8_scaling, "tensor") != 0)
+        return cli_error("pretrain: --fp8-scaling must be tile or tensor, got '%s'", fp8_scaling);
+    if (fp8) /* recorded in the run fingerprint: a resume must ask for the same precision */
+        o.precision = ts_precision_fp8(fp8_scaling && !strcmp(fp8_scaling, "tensor") ? TS_FP8_PER_TENSOR : TS_FP8_FINE);
     if (o.warmup >= o.steps && o.steps > 1) return cli_error("pretrain: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
     char metrics_buf[4096], config_buf[4096], load_buf[4096];
     if (!expert_load) {
@@ -163,8 +173,9 @@ int cmd_pretrain(int argc, char **argv) {
         double unigram = ts_unigram_entropy(&train, cfg.vocab_size);
         printf("pretrain: %lld parameters, %zu training tokens, %zu held-out tokens, unigram entropy %.3f nats\n", total,
                n_train, n_eval, unigram);
-        printf("pretrain: batch %d x %d tokens, %ld steps, lr %g, %d threads, matmul %s\n", o.batch_size, o.seq_len,
-               o.steps, o.lr, ts_num_threads(), ts_matmul_backend());
+        printf("pretrain: batch %d x %d tokens, %ld steps, lr %g, %d threads, matmul %s%s%s\n", o.batch_size,
+               o.seq_len, o.steps, o.lr, ts_num_threads(), ts_matmul_backend(), fp8 ? ", linear layers in " : "",
+               fp8 ? ts_precision_name(&o.precision) : "");
     }
     ts_train_result res;
     if (ts_pretrain(&m, &train, n_eval > (size_t)o.seq_len ? &eval : NULL, &o, &res)) {

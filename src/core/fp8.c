@@ -255,7 +255,7 @@ ts_status ts_fp8_gemm_ref(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp
 
 /* Scratch floats the fast GEMM needs with `threads` threads. */
 static size_t gemm_work_floats(const ts_fp8_matrix *B, int threads) {
-    return (size_t)B->cols * B->rows + (size_t)threads * 2 * B->rows;
+    return (size_t)B->cols * B->rows + (size_t)ts_fp8_tiles_c(B) * B->rows + (size_t)threads * 2 * B->rows;
 }
 
 static int gemm_threads(void) {
@@ -264,6 +264,20 @@ static int gemm_threads(void) {
 #else
     return 1;
 #endif
+}
+
+/* part[j] += a·b[j] for all j: one k step of a row's chunk sums. Vectorised
+ * across j (each part[j] still sums its products in k order, without FMA
+ * contraction: the bits of the plain loop). */
+TS_VECTOR
+static void add_products(float *restrict part, float a, const float *restrict b, int n) {
+    for (int j = 0; j < n; j++) part[j] += a * b[j];
+}
+
+/* acc[j] += part[j]·(sa·sb[j]): a chunk's sums promoted to float32, as in ts_fp8_gemm_ref(). */
+TS_VECTOR
+static void promote(float *restrict acc, const float *restrict part, float sa, const float *restrict sb, int n) {
+    for (int j = 0; j < n; j++) acc[j] += part[j] * (sa * sb[j]);
 }
 
 /* The same sums as ts_fp8_gemm_ref(), with each output's k order unchanged (so
@@ -275,16 +289,19 @@ static void gemm_fast(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp8_ma
     float val[256];
     e4m3_values(val);
     int M = A->rows, N = B->rows, K = A->cols;
-    float *Bt = work;
+    float *Bt = work, *Bs = work + (size_t)K * N; // Bs (tiles along K, N): B's scales, transposed
     for (int j = 0; j < N; j++)
         for (int k = 0; k < K; k++) Bt[(size_t)k * N + j] = val[B->codes[(size_t)j * K + k]];
+    int ntc = ts_fp8_tiles_c(B);
+    for (int tc = 0; tc < ntc; tc++)
+        for (int j = 0; j < N; j++) Bs[(size_t)tc * N + j] = scale_at(B, j, tc * B->tile_cols);
     TS_OMP(parallel for schedule(static) num_threads(threads) if ((double)M * N * K > 1e6))
     for (int i = 0; i < M; i++) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        float *part = work + (size_t)K * N + (size_t)t * 2 * N, *acc = part + N;
+        float *part = Bs + (size_t)ntc * N + (size_t)t * 2 * N, *acc = part + N;
         for (int j = 0; j < N; j++) acc[j] = 0.0f;
         for (int k0 = 0; k0 < K; k0 += chunk) {
             int k1 = k0 + chunk < K ? k0 + chunk : K;
@@ -295,10 +312,9 @@ static void gemm_fast(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp8_ma
                 if (bits)
                     for (int j = 0; j < N; j++) part[j] = round_sig((double)part[j] + (double)a * b[j], bits);
                 else
-                    for (int j = 0; j < N; j++) part[j] += a * b[j];
+                    add_products(part, a, b, N);
             }
-            float sa = scale_at(A, i, k0);
-            for (int j = 0; j < N; j++) acc[j] += part[j] * (sa * scale_at(B, j, k0));
+            promote(acc, part, scale_at(A, i, k0), Bs + (size_t)(k0 / B->tile_cols) * N, N);
         }
         float *c = C + (size_t)i * ldc;
         for (int j = 0; j < N; j++) c[j] = accumulate ? c[j] + acc[j] : acc[j];

@@ -127,6 +127,33 @@ ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode) {
     return TS_OK;
 }
 
+ts_status ts_checkpoint_load_main(ts_model *m, const char *dir, ts_model_mode mode, int *dropped) {
+    char path[4096];
+    ts_config cfg;
+    if (dropped) *dropped = 0;
+    join(path, sizeof path, dir, "config.json");
+    ts_status st = ts_config_load(&cfg, path);
+    if (st) return st;
+    if (cfg.num_nextn_predict_layers == 0) return ts_checkpoint_load(m, dir, mode);
+    // Load everything (so the file is checked against its own config), then keep the main model.
+    ts_model full;
+    if ((st = ts_checkpoint_load(&full, dir, TS_MODEL_FROZEN))) return st;
+    int D = cfg.num_nextn_predict_layers;
+    cfg.num_nextn_predict_layers = 0;
+    if ((st = ts_model_create(m, &cfg, mode))) {
+        ts_model_free(&full);
+        return st;
+    }
+    for (int i = 0; i < m->params.count; i++) { // the main model's tensors are the first ones, by name
+        const ts_param *t = &m->params.params[i];
+        const ts_param *s = &full.params.params[ts_params_find(&full.params, t->name)];
+        memcpy(m->params.data + t->offset, full.params.data + s->offset, t->numel * sizeof(float));
+    }
+    ts_model_free(&full);
+    if (dropped) *dropped = D;
+    return TS_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* Converting a checkpoint: mean-pool the key/value heads of a group    */
 /* ------------------------------------------------------------------ */

@@ -41,6 +41,16 @@ ts_status ts_checkpoint_write(const ts_model *m, const char *dir, const char *to
 ts_status ts_checkpoint_load(ts_model *m, const char *dir, ts_model_mode mode);
 
 /**
+ * @brief ts_checkpoint_load() without the multi-token prediction modules
+ * (chapter 6): a checkpoint whose config has num_nextn_predict_layers = D > 0
+ * is loaded and checked whole, then @p m becomes the main model alone (D = 0,
+ * the same weights) and *@p dropped = D (0 when there was nothing to drop;
+ * @p dropped may be NULL). Generation and evaluation use this: the modules
+ * only serve training and speculative decoding.
+ */
+ts_status ts_checkpoint_load_main(ts_model *m, const char *dir, ts_model_mode mode, int *dropped);
+
+/**
  * @brief Build @p dst, a model with @p kv_heads key/value heads, from @p src (a
  * llama-type model, MHA or GQA) by mean-pooling its k_proj and v_proj heads in
  * groups (gqa_mean_pool_heads(), chapter 3); every other tensor is copied.

@@ -353,6 +353,11 @@ ts_status ts_config_validate(const ts_config *c, const char *source) {
         REQUIRE(c->n_shared_experts >= 0, "%s: n_shared_experts must be >= 0", source);
         REQUIRE(c->first_k_dense_replace >= 0, "%s: first_k_dense_replace must be >= 0", source);
     }
+    // chapter 6: D modules, module k predicting k+1 tokens ahead from positions 0..T-1-k
+    REQUIRE(c->num_nextn_predict_layers >= 0 && c->num_nextn_predict_layers < c->max_position_embeddings &&
+                c->num_nextn_predict_layers <= 64,
+            "%s: num_nextn_predict_layers must be in 0..min(64, max_position_embeddings - 1), got %d", source,
+            c->num_nextn_predict_layers);
     if (c->has_yarn) {
         REQUIRE_FINITE(c->yarn.factor, "rope_scaling.factor");
         REQUIRE_FINITE(c->yarn.beta_fast, "rope_scaling.beta_fast");
@@ -424,6 +429,8 @@ ts_status ts_config_save(const ts_config *c, const char *path) {
         cJSON_AddBoolToObject(root, "norm_topk_prob", c->norm_topk_prob);
         cJSON_AddStringToObject(root, "topk_method", c->topk_method);
         cJSON_AddNumberToObject(root, "aux_loss_alpha", c->aux_loss_alpha);
+        cJSON_AddNumberToObject(root, "num_nextn_predict_layers", c->num_nextn_predict_layers);
+    } else if (c->num_nextn_predict_layers > 0) { // chapter 6: a dense model can carry MTP modules too
         cJSON_AddNumberToObject(root, "num_nextn_predict_layers", c->num_nextn_predict_layers);
     }
     if (c->has_yarn) {

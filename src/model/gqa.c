@@ -16,19 +16,20 @@
 #include <string.h>
 
 #include "core/gqa_attention.h"
+#include "core/linear.h"
 
 //! [gqa-forward]
 void gqa_forward(float *y, const ts_mha_acts *a, const float *x, const ts_mha_weights *w, const int *pos,
                  const ts_rope *rope, const ts_config *c, int B, int T) {
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads, Hkv = c->num_key_value_heads, D = c->head_dim;
-    matmul_forward(a->q, x, w->q_proj, NULL, N, C, H * D);   // q (N,H*D)   = x · W_Qᵀ
-    matmul_forward(a->k, x, w->k_proj, NULL, N, C, Hkv * D); // k (N,Hkv*D) = x · W_Kᵀ
-    matmul_forward(a->v, x, w->v_proj, NULL, N, C, Hkv * D); // v (N,Hkv*D) = x · W_Vᵀ
+    linear_forward(a->q, x, w->q_proj, NULL, N, C, H * D);   // q (N,H*D)   = x · W_Qᵀ
+    linear_forward(a->k, x, w->k_proj, NULL, N, C, Hkv * D); // k (N,Hkv*D) = x · W_Kᵀ
+    linear_forward(a->v, x, w->v_proj, NULL, N, C, Hkv * D); // v (N,Hkv*D) = x · W_Vᵀ
     rope_forward(a->q, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     rope_forward(a->k, pos, N, Hkv, Hkv * D, D, D, rope->cos, rope->sin);
     // ctx_h = softmax(q_h k_{h/G}ᵀ / √D + causal mask) v_{h/G}, per query head h
     gqa_attention_forward(a->ctx, a->att, a->q, a->k, a->v, B, T, H, Hkv, D, D, 1.0f / sqrtf((float)D));
-    matmul_forward(y, a->ctx, w->o_proj, NULL, N, H * D, C); // y (N,C) = ctx · W_Oᵀ
+    linear_forward(y, a->ctx, w->o_proj, NULL, N, H * D, C); // y (N,C) = ctx · W_Oᵀ
 }
 //! [gqa-forward]
 
@@ -43,7 +44,7 @@ void gqa_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, 
     memset(s->d_k, 0, nkv * sizeof(float));
     memset(s->d_v, 0, nkv * sizeof(float));
     // y = ctx · W_Oᵀ
-    matmul_backward(s->d_ctx, dw->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * D, C);
+    linear_backward(s->d_ctx, dw->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * D, C);
     // ctx_h = softmax(q_h k_jᵀ/√D) v_j: d_k, d_v of head j sum the shares of its G query heads
     gqa_attention_backward(s->d_q, s->d_k, s->d_v, s->att, s->d_ctx, a->att, a->q, a->k, a->v, B, T, H, Hkv, D, D,
                            1.0f / sqrtf((float)D));
@@ -51,9 +52,9 @@ void gqa_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, 
     rope_backward(s->d_q, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     rope_backward(s->d_k, pos, N, Hkv, Hkv * D, D, D, rope->cos, rope->sin);
     // q, k, v = x · W_{Q,K,V}ᵀ: three paths add into dx
-    matmul_backward(dx, dw->q_proj, NULL, s->d_q, x, w->q_proj, N, C, H * D);
-    matmul_backward(dx, dw->k_proj, NULL, s->d_k, x, w->k_proj, N, C, Hkv * D);
-    matmul_backward(dx, dw->v_proj, NULL, s->d_v, x, w->v_proj, N, C, Hkv * D);
+    linear_backward(dx, dw->q_proj, NULL, s->d_q, x, w->q_proj, N, C, H * D);
+    linear_backward(dx, dw->k_proj, NULL, s->d_k, x, w->k_proj, N, C, Hkv * D);
+    linear_backward(dx, dw->v_proj, NULL, s->d_v, x, w->v_proj, N, C, Hkv * D);
 }
 //! [gqa-backward]
 

@@ -4,6 +4,8 @@
  */
 #include "model/mha.h"
 
+#include "core/linear.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,14 +55,14 @@ void mha_carve_scratch(ts_mha_scratch *s, ts_arena *ar, const ts_config *c, int 
 void mha_forward(float *y, const ts_mha_acts *a, const float *x, const ts_mha_weights *w, const int *pos,
                  const ts_rope *rope, const ts_config *c, int B, int T) {
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads, D = c->head_dim;
-    matmul_forward(a->q, x, w->q_proj, NULL, N, C, H * D); // q (N,H*D) = x · W_Qᵀ
-    matmul_forward(a->k, x, w->k_proj, NULL, N, C, H * D); // k (N,H*D) = x · W_Kᵀ
-    matmul_forward(a->v, x, w->v_proj, NULL, N, C, H * D); // v (N,H*D) = x · W_Vᵀ
+    linear_forward(a->q, x, w->q_proj, NULL, N, C, H * D); // q (N,H*D) = x · W_Qᵀ
+    linear_forward(a->k, x, w->k_proj, NULL, N, C, H * D); // k (N,H*D) = x · W_Kᵀ
+    linear_forward(a->v, x, w->v_proj, NULL, N, C, H * D); // v (N,H*D) = x · W_Vᵀ
     rope_forward(a->q, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     rope_forward(a->k, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     // ctx = softmax(q kᵀ / √D + causal mask) v, per head
     attention_forward(a->ctx, a->att, a->q, a->k, a->v, B, T, H, D, D, 1.0f / sqrtf((float)D));
-    matmul_forward(y, a->ctx, w->o_proj, NULL, N, H * D, C); // y (N,C) = ctx · W_Oᵀ
+    linear_forward(y, a->ctx, w->o_proj, NULL, N, H * D, C); // y (N,C) = ctx · W_Oᵀ
 }
 //! [mha-forward]
 
@@ -75,7 +77,7 @@ void mha_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, 
     memset(s->d_k, 0, nq * sizeof(float));
     memset(s->d_v, 0, nq * sizeof(float));
     // y = ctx · W_Oᵀ
-    matmul_backward(s->d_ctx, dw->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * D, C);
+    linear_backward(s->d_ctx, dw->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * D, C);
     // ctx = softmax(q kᵀ/√D) v
     attention_backward(s->d_q, s->d_k, s->d_v, s->att, s->d_ctx, a->att, a->q, a->k, a->v, B, T, H, D, D,
                        1.0f / sqrtf((float)D));
@@ -83,9 +85,9 @@ void mha_backward(float *dx, const ts_mha_weights *dw, const ts_mha_scratch *s, 
     rope_backward(s->d_q, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     rope_backward(s->d_k, pos, N, H, H * D, D, D, rope->cos, rope->sin);
     // q, k, v = x · W_{Q,K,V}ᵀ: three paths add into dx
-    matmul_backward(dx, dw->q_proj, NULL, s->d_q, x, w->q_proj, N, C, H * D);
-    matmul_backward(dx, dw->k_proj, NULL, s->d_k, x, w->k_proj, N, C, H * D);
-    matmul_backward(dx, dw->v_proj, NULL, s->d_v, x, w->v_proj, N, C, H * D);
+    linear_backward(dx, dw->q_proj, NULL, s->d_q, x, w->q_proj, N, C, H * D);
+    linear_backward(dx, dw->k_proj, NULL, s->d_k, x, w->k_proj, N, C, H * D);
+    linear_backward(dx, dw->v_proj, NULL, s->d_v, x, w->v_proj, N, C, H * D);
 }
 //! [mha-backward]
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/attention_util.h"
+#include "core/linear.h"
 
 /* Per-head dims of a config, named once. */
 typedef struct {
@@ -153,20 +154,20 @@ void mla_forward(float *y, const ts_mla_acts *a, const ts_mla_scratch *s, const 
     int N = B * T, H = d.H, KVA = d.dc + d.dr;
     // queries: q (N,H·dq) = rmsnorm(x · W_DQᵀ) · W_UQᵀ, or x · W_Qᵀ without q_lora
     if (d.rq > 0) {
-        matmul_forward(a->cq, x, w->q_a_proj, NULL, N, d.C, d.rq);
+        linear_forward(a->cq, x, w->q_a_proj, NULL, N, d.C, d.rq);
         rmsnorm_forward(a->cq_n, a->cq_rstd, a->cq, w->q_a_layernorm, N, d.rq, d.rq, d.rq, c->rms_norm_eps);
-        matmul_forward(a->q, a->cq_n, w->q_b_proj, NULL, N, d.rq, H * d.dq);
+        linear_forward(a->q, a->cq_n, w->q_b_proj, NULL, N, d.rq, H * d.dq);
     } else {
-        matmul_forward(a->q, x, w->q_proj, NULL, N, d.C, H * d.dq);
+        linear_forward(a->q, x, w->q_proj, NULL, N, d.C, H * d.dq);
     }
     // each head is [q_nope (dn); q_rope (dr)]: rotate only the last dr dims
     rope_forward(a->q + d.dn, pos, N, H, H * d.dq, d.dq, d.dr, rope->cos, rope->sin);
     // [c_kv; k_rope] (N, dc+dr) = x · W_DKVᵀ; c_kv normed, k_rope roped in place (one head)
-    matmul_forward(a->kva, x, w->kv_a_proj_with_mqa, NULL, N, d.C, KVA);
+    linear_forward(a->kva, x, w->kv_a_proj_with_mqa, NULL, N, d.C, KVA);
     rmsnorm_forward(a->ckv, a->ckv_rstd, a->kva, w->kv_a_layernorm, N, d.dc, KVA, d.dc, c->rms_norm_eps);
     rope_forward(a->kva + d.dc, pos, N, 1, KVA, d.dr, d.dr, rope->cos, rope->sin);
     // per head [k_nope (dn); v (dv)] (N, H·(dn+dv)) = c_kv · W_UKVᵀ
-    matmul_forward(kv, a->ckv, w->kv_b_proj, NULL, N, d.dc, H * (d.dn + d.dv));
+    linear_forward(kv, a->ckv, w->kv_b_proj, NULL, N, d.dc, H * (d.dn + d.dv));
     // keys: k_h = [k_nope_h; k_rope] (the same roped k_rope for every head); values v_h
     for (int n = 0; n < N; n++)
         for (int h = 0; h < H; h++) {
@@ -178,7 +179,7 @@ void mla_forward(float *y, const ts_mla_acts *a, const ts_mla_scratch *s, const 
         }
     // ctx = softmax((q_nope·k_nope + q_rope·k_rope) · scale + causal mask) v, per head
     attention_forward(a->ctx, a->att, a->q, a->k, a->v, B, T, H, d.dq, d.dv, mla_softmax_scale(c));
-    matmul_forward(y, a->ctx, w->o_proj, NULL, N, H * d.dv, d.C); // y (N,C) = ctx · W_Oᵀ
+    linear_forward(y, a->ctx, w->o_proj, NULL, N, H * d.dv, d.C); // y (N,C) = ctx · W_Oᵀ
 }
 //! [mla-forward]
 
@@ -196,7 +197,7 @@ void mla_backward(float *dx, const ts_mla_weights *dw, const ts_mla_scratch *s, 
     memset(s->d_kva, 0, (size_t)N * KVA * sizeof(float));
     memset(s->d_ckv, 0, (size_t)N * d.dc * sizeof(float));
     // y = ctx · W_Oᵀ
-    matmul_backward(s->d_ctx, g->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * d.dv, d.C);
+    linear_backward(s->d_ctx, g->o_proj, NULL, dy, a->ctx, w->o_proj, N, H * d.dv, d.C);
     // ctx = softmax(q kᵀ · scale) v
     attention_backward(s->d_q, s->d_k, s->d_v, s->att, s->d_ctx, a->att, a->q, a->k, a->v, B, T, H, d.dq, d.dv,
                        mla_softmax_scale(c));
@@ -212,26 +213,26 @@ void mla_backward(float *dx, const ts_mla_weights *dw, const ts_mla_scratch *s, 
             for (int i = 0; i < d.dr; i++) dkr[i] += dkh[d.dn + i];
         }
     // [k_nope; v] = c_kv · W_UKVᵀ
-    matmul_backward(s->d_ckv, g->kv_b_proj, NULL, s->d_kv, a->ckv, w->kv_b_proj, N, d.dc, KVB);
+    linear_backward(s->d_ckv, g->kv_b_proj, NULL, s->d_kv, a->ckv, w->kv_b_proj, N, d.dc, KVB);
     // k_rope was rotated in place: rotate its gradient back
     rope_backward(s->d_kva + d.dc, pos, N, 1, KVA, d.dr, d.dr, rope->cos, rope->sin);
     // c_kv = rmsnorm(kva[:, :dc])
     rmsnorm_backward(s->d_kva, g->kv_a_layernorm, s->d_ckv, a->kva, w->kv_a_layernorm, a->ckv_rstd, N, d.dc, KVA, d.dc);
     // [c_kv; k_rope] = x · W_DKVᵀ
-    matmul_backward(dx, g->kv_a_proj_with_mqa, NULL, s->d_kva, x, w->kv_a_proj_with_mqa, N, d.C, KVA);
+    linear_backward(dx, g->kv_a_proj_with_mqa, NULL, s->d_kva, x, w->kv_a_proj_with_mqa, N, d.C, KVA);
     // q_rope was rotated in place
     rope_backward(s->d_q + d.dn, pos, N, H, H * d.dq, d.dq, d.dr, rope->cos, rope->sin);
     if (d.rq > 0) {
         memset(s->d_cq_n, 0, (size_t)N * d.rq * sizeof(float));
         memset(s->d_cq, 0, (size_t)N * d.rq * sizeof(float));
         // q = c_q · W_UQᵀ;  c_q = rmsnorm(cq);  cq = x · W_DQᵀ
-        matmul_backward(s->d_cq_n, g->q_b_proj, NULL, s->d_q, a->cq_n, w->q_b_proj, N, d.rq, H * d.dq);
+        linear_backward(s->d_cq_n, g->q_b_proj, NULL, s->d_q, a->cq_n, w->q_b_proj, N, d.rq, H * d.dq);
         rmsnorm_backward(s->d_cq, g->q_a_layernorm, s->d_cq_n, a->cq, w->q_a_layernorm, a->cq_rstd, N, d.rq, d.rq,
                          d.rq);
-        matmul_backward(dx, g->q_a_proj, NULL, s->d_cq, x, w->q_a_proj, N, d.C, d.rq);
+        linear_backward(dx, g->q_a_proj, NULL, s->d_cq, x, w->q_a_proj, N, d.C, d.rq);
     } else {
         // q = x · W_Qᵀ
-        matmul_backward(dx, g->q_proj, NULL, s->d_q, x, w->q_proj, N, d.C, H * d.dq);
+        linear_backward(dx, g->q_proj, NULL, s->d_q, x, w->q_proj, N, d.C, H * d.dq);
     }
 }
 //! [mla-backward]

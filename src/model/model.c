@@ -43,7 +43,8 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
         (dst) = idx_ >= 0 ? base + p->params[idx_].offset : NULL; \
     } while (0)
     VIEW(w->embed_tokens, "model.embed_tokens.weight");
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+    // the main layers, then the MTP modules' blocks at layer indices L..L+D-1 (chapter 6)
+    for (int l = 0; l < m->cfg.num_hidden_layers + m->cfg.num_nextn_predict_layers; l++) {
         ts_layer_weights *lw = &w->layers[l];
         VIEW(lw->input_layernorm, "model.layers.%d.input_layernorm.weight", l);
         VIEW(lw->attn.q_proj, "model.layers.%d.self_attn.q_proj.weight", l);
@@ -67,7 +68,24 @@ static void bind_views(ts_model *m, ts_weights *w, float *base) {
     VIEW(w->norm, "model.norm.weight");
     if (m->cfg.tie_word_embeddings) w->lm_head = w->embed_tokens;
     else VIEW(w->lm_head, "lm_head.weight");
+    if (w->mtp) mtp_bind(w->mtp, p, base, &m->cfg); // chapter 6
 #undef VIEW
+}
+
+int ts_block_register(ts_params *p, const ts_config *cfg, int l) {
+    int C = cfg->hidden_size, F = cfg->intermediate_size, bad = 0;
+    char name[TS_NAME_MAX];
+#define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
+    bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
+    bad |= (ts_attn_kind_of(cfg) == TS_ATTN_MLA ? mla_register(p, cfg, l) : mha_register(p, cfg, l)) < 0;
+    bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
+    if (ts_moe_is_layer(cfg, l)) // chapter 5: router, routed and shared experts
+        return bad | (moe_register(p, cfg, l) < 0) ? -1 : 0;
+    bad |= add2(p, NAME("model.layers.%d.mlp.gate_proj.weight", l), F, C) < 0;
+    bad |= add2(p, NAME("model.layers.%d.mlp.up_proj.weight", l), F, C) < 0;
+    bad |= add2(p, NAME("model.layers.%d.mlp.down_proj.weight", l), C, F) < 0;
+#undef NAME
+    return bad ? -1 : 0;
 }
 
 ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode) {
@@ -82,49 +100,42 @@ ts_status ts_model_create(ts_model *m, const ts_config *cfg, ts_model_mode mode)
     if (st) return st;
     m->attn = ts_attn_kind_of(cfg);
     int V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_hidden_layers;
-    int D = cfg->head_dim, F = cfg->intermediate_size;
+    int D = cfg->head_dim;
 
     ts_params *p = &m->params;
     ts_params_init(p);
-    char name[TS_NAME_MAX];
     int bad = add2(p, "model.embed_tokens.weight", V, C) < 0;
-    for (int l = 0; l < L && !bad; l++) {
-#define NAME(...) (snprintf(name, sizeof name, __VA_ARGS__), name)
-        bad |= add1(p, NAME("model.layers.%d.input_layernorm.weight", l), C) < 0;
-        bad |= (m->attn == TS_ATTN_MLA ? mla_register(p, cfg, l) : mha_register(p, cfg, l)) < 0;
-        bad |= add1(p, NAME("model.layers.%d.post_attention_layernorm.weight", l), C) < 0;
-        if (ts_moe_is_layer(cfg, l)) { // chapter 5: router, routed and shared experts
-            bad |= moe_register(p, cfg, l) < 0;
-            continue;
-        }
-        bad |= add2(p, NAME("model.layers.%d.mlp.gate_proj.weight", l), F, C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.mlp.up_proj.weight", l), F, C) < 0;
-        bad |= add2(p, NAME("model.layers.%d.mlp.down_proj.weight", l), C, F) < 0;
-#undef NAME
-    }
+    for (int l = 0; l < L && !bad; l++) bad |= ts_block_register(p, cfg, l) < 0;
     bad |= add1(p, "model.norm.weight", C) < 0;
     if (!cfg->tie_word_embeddings) bad |= add2(p, "lm_head.weight", V, C) < 0;
+    if (!bad && cfg->num_nextn_predict_layers > 0) bad |= mtp_register(p, cfg) < 0; // chapter 6: after all the rest
     if (bad) return TS_ERR_ARG;
     /* A frozen model (teacher, reference, generation) holds its weights only. */
     if ((st = frozen ? ts_params_alloc_frozen(p) : ts_params_alloc(p, mode == TS_MODEL_TRAIN))) return st;
 
-    m->w.layers = ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
-    m->g.layers = frozen ? NULL : ts_calloc((size_t)L, sizeof(ts_layer_weights), "layer views");
+    int LD = L + cfg->num_nextn_predict_layers, MD = cfg->num_nextn_predict_layers; /* main + MTP blocks */
+    m->w.layers = ts_calloc((size_t)LD, sizeof(ts_layer_weights), "layer views");
+    m->g.layers = frozen ? NULL : ts_calloc((size_t)LD, sizeof(ts_layer_weights), "layer views");
+    if (MD > 0) {
+        m->w.mtp = ts_calloc((size_t)MD, sizeof(ts_mtp_weights), "MTP views");
+        m->g.mtp = frozen ? NULL : ts_calloc((size_t)MD, sizeof(ts_mtp_weights), "MTP views");
+        if (!m->w.mtp || (!frozen && !m->g.mtp)) return TS_ERR_NOMEM;
+    }
     int P = cfg->max_position_embeddings;
     int RD = m->attn == TS_ATTN_MLA ? cfg->qk_rope_head_dim : D; /* rotated dims per head */
     m->rope_cos = ts_malloc((size_t)P * (RD / 2) * sizeof(float), "RoPE table");
     m->rope_sin = ts_malloc((size_t)P * (RD / 2) * sizeof(float), "RoPE table");
     float *inv_freq = ts_malloc((size_t)(RD / 2) * sizeof(float), "RoPE frequencies");
     size_t E = cfg->n_routed_experts;
-    m->expert_views = E ? ts_calloc(2 * (size_t)L * E, sizeof(ts_mlp_weights), "expert views") : NULL;
+    m->expert_views = E ? ts_calloc(2 * (size_t)LD * E, sizeof(ts_mlp_weights), "expert views") : NULL;
     if (!m->w.layers || (!frozen && !m->g.layers) || !m->rope_cos || !m->rope_sin || !inv_freq ||
         (E && !m->expert_views)) {
         free(inv_freq);
         return TS_ERR_NOMEM;
     }
-    for (int l = 0; l < L && E; l++) {
+    for (int l = 0; l < LD && E; l++) {
         m->w.layers[l].moe.experts = m->expert_views + (size_t)l * E;
-        if (!frozen) m->g.layers[l].moe.experts = m->expert_views + (size_t)(L + l) * E;
+        if (!frozen) m->g.layers[l].moe.experts = m->expert_views + (size_t)(LD + l) * E;
     }
     bind_views(m, &m->w, p->data);
     if (!frozen) bind_views(m, &m->g, p->grad); // a frozen model's g stays all NULL
@@ -168,7 +179,7 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
     m->targets = ts_arena_ints(a, N);
     m->pos = ts_arena_ints(a, N);
     m->embed = ts_arena_floats(a, N * C);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
+    for (int l = 0; l < c->num_hidden_layers + c->num_nextn_predict_layers; l++) { // main, then MTP blocks
         ts_layer_acts *s = &m->acts[l];
         s->ln1 = ts_arena_floats(a, N * C);
         s->ln1_rstd = ts_arena_floats(a, N);
@@ -197,6 +208,8 @@ static void carve(ts_model *m, ts_arena *a, int B, int T) {
         m->d_ln = ts_arena_floats(a, N * C);
         m->d_logits = ts_arena_floats(a, N * V);
     }
+    if (c->num_nextn_predict_layers > 0) // chapter 6
+        mtp_carve(m->mtp_acts, &m->mtp_scratch, a, c, m->mode == TS_MODEL_FROZEN, B, T);
     if (m->attn == TS_ATTN_MLA) mla_carve_scratch(&m->mla_scratch, a, c, B, T); // MLA's forward uses it too
     else if (m->mode != TS_MODEL_FROZEN) mha_carve_scratch(&m->attn_scratch, a, c, B, T);
     if (m->mode == TS_MODEL_FROZEN) return;
@@ -213,8 +226,11 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
     if (m->B >= B && m->T >= T && m->arena.base) return TS_OK;
     ts_arena_free(&m->arena);
     free(m->acts);
-    m->acts = ts_calloc((size_t)m->cfg.num_hidden_layers, sizeof(ts_layer_acts), "activation views");
-    if (!m->acts) return TS_ERR_NOMEM;
+    free(m->mtp_acts);
+    int MD = m->cfg.num_nextn_predict_layers;
+    m->acts = ts_calloc((size_t)(m->cfg.num_hidden_layers + MD), sizeof(ts_layer_acts), "activation views");
+    m->mtp_acts = MD > 0 ? ts_calloc((size_t)MD, sizeof(ts_mtp_acts), "MTP activation views") : NULL;
+    if (!m->acts || (MD > 0 && !m->mtp_acts)) return TS_ERR_NOMEM;
     ts_arena measure = {0};
     carve(m, &measure, B, T);
     ts_status st = ts_arena_create(&m->arena, measure.used);
@@ -236,79 +252,73 @@ ts_status ts_model_reserve(ts_model *m, int B, int T) {
  * every switch below has a case for every kind a model can have. */
 
 /* ln1 (N,C) → attn_y (N,C) */
-static void attn_forward(ts_model *m, int l, int B, int T) {
+static void attn_forward(ts_model *m, const ts_layer_weights *w, ts_layer_acts *a, const int *pos, int B, int T) {
     const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l];
-    ts_layer_acts *a = &m->acts[l];
     ts_rope rope = ts_model_rope(m);
     switch (m->attn) {
-    case TS_ATTN_MHA: mha_forward(a->attn_y, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T); break;
-    case TS_ATTN_GQA: gqa_forward(a->attn_y, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T); break;
+    case TS_ATTN_MHA: mha_forward(a->attn_y, &a->attn, a->ln1, &w->attn, pos, &rope, c, B, T); break;
+    case TS_ATTN_GQA: gqa_forward(a->attn_y, &a->attn, a->ln1, &w->attn, pos, &rope, c, B, T); break;
     case TS_ATTN_MLA:
-        mla_forward(a->attn_y, &a->mla, &m->mla_scratch, a->ln1, &w->mla, m->pos, &rope, c, B, T);
+        mla_forward(a->attn_y, &a->mla, &m->mla_scratch, a->ln1, &w->mla, pos, &rope, c, B, T);
         break;
     }
 }
 
 /* dy = dL/d(attn_y) → m->d_ln += dL/d(ln1) */
-static void attn_backward(ts_model *m, int l, const float *dy, int B, int T) {
+static void attn_backward(ts_model *m, const ts_layer_weights *w, ts_layer_weights *g, const ts_layer_acts *a,
+                          const float *dy, const int *pos, int B, int T) {
     const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l], *g = &m->g.layers[l];
-    const ts_layer_acts *a = &m->acts[l];
     ts_rope rope = ts_model_rope(m);
     switch (m->attn) {
     case TS_ATTN_MHA:
-        mha_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T);
+        mha_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, pos, &rope, c, B, T);
         break;
     case TS_ATTN_GQA:
-        gqa_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, m->pos, &rope, c, B, T);
+        gqa_backward(m->d_ln, &g->attn, &m->attn_scratch, dy, &a->attn, a->ln1, &w->attn, pos, &rope, c, B, T);
         break;
     case TS_ATTN_MLA:
-        mla_backward(m->d_ln, &g->mla, &m->mla_scratch, dy, &a->mla, a->ln1, &w->mla, m->pos, &rope, c, B, T);
+        mla_backward(m->d_ln, &g->mla, &m->mla_scratch, dy, &a->mla, a->ln1, &w->mla, pos, &rope, c, B, T);
         break;
     }
 }
 
 /* ln2 (N,C) → mlp_y (N,C); chapter 5 makes some layers mixtures of experts */
-static void ffn_forward(ts_model *m, int l, int N) {
+static void ffn_forward(ts_model *m, const ts_layer_weights *w, ts_layer_acts *a, int moe, int B, int T) {
     const ts_config *c = &m->cfg;
-    ts_layer_acts *a = &m->acts[l];
-    if (ts_moe_is_layer(c, l)) { // chapter 5: B sequences of T tokens (the balance loss is per sequence)
-        moe_forward(a->mlp_y, &a->moe, a->ln2, &m->w.layers[l].moe, c, m->cur_B, m->cur_T);
+    if (moe) { // chapter 5: B sequences of T tokens (the balance loss is per sequence)
+        moe_forward(a->mlp_y, &a->moe, a->ln2, &w->moe, c, B, T);
         return;
     }
-    mlp_forward(a->mlp_y, &a->mlp, a->ln2, &m->w.layers[l].mlp, N, c->hidden_size, c->intermediate_size);
+    mlp_forward(a->mlp_y, &a->mlp, a->ln2, &w->mlp, B * T, c->hidden_size, c->intermediate_size);
 }
 
 /* dy = dL/d(mlp_y) → m->d_ln += dL/d(ln2) */
-static void ffn_backward(ts_model *m, int l, const float *dy, int N) {
+static void ffn_backward(ts_model *m, const ts_layer_weights *w, ts_layer_weights *g, ts_layer_acts *a, int moe,
+                         const float *dy, int B, int T) {
     const ts_config *c = &m->cfg;
-    ts_layer_acts *a = &m->acts[l];
-    if (ts_moe_is_layer(c, l)) {
+    if (moe) {
         // The layer differentiates its balance loss α·Σ f·P with the α it is handed; the
         // objective holds that loss with weight m->aux_weight (ts_model_backward_from()).
         ts_config weighted = *c;
         weighted.aux_loss_alpha *= m->aux_weight;
-        moe_backward(m->d_ln, &m->g.layers[l].moe, &m->moe_scratch, dy, &a->moe, a->ln2, &m->w.layers[l].moe,
-                     &weighted, m->cur_B, m->cur_T);
+        moe_backward(m->d_ln, &g->moe, &m->moe_scratch, dy, &a->moe, a->ln2, &w->moe, &weighted, B, T);
         return;
     }
-    mlp_backward(m->d_ln, &m->g.layers[l].mlp, &m->mlp_scratch, dy, &a->mlp, a->ln2, &m->w.layers[l].mlp, N,
-                 c->hidden_size, c->intermediate_size);
+    mlp_backward(m->d_ln, &g->mlp, &m->mlp_scratch, dy, &a->mlp, a->ln2, &w->mlp, B * T, c->hidden_size,
+                 c->intermediate_size);
 }
 
 //! [block-forward]
 /* One pre-norm block: out = res1 + mlp(norm(res1)), res1 = x + attn(norm(x)). */
-static void block_forward(ts_model *m, int l, const float *x, int B, int T) {
+void ts_block_forward(ts_model *m, const ts_layer_weights *w, ts_layer_acts *a, int moe, const float *x, const int *pos,
+                      int B, int T) {
     const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l];
-    ts_layer_acts *a = &m->acts[l];
     int N = B * T, C = c->hidden_size;
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->input_layernorm, N, C, C, C, c->rms_norm_eps);
-    attn_forward(m, l, B, T); // ln1 → attn_y
+    attn_forward(m, w, a, pos, B, T); // ln1 → attn_y
     for (long i = 0; i < (long)N * C; i++) a->res1[i] = x[i] + a->attn_y[i]; // residual
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->res1, w->post_attention_layernorm, N, C, C, C, c->rms_norm_eps);
-    ffn_forward(m, l, N); // ln2 → mlp_y
+    ffn_forward(m, w, a, moe, B, T); // ln2 → mlp_y
     for (long i = 0; i < (long)N * C; i++) a->out[i] = a->res1[i] + a->mlp_y[i]; // residual
 }
 //! [block-forward]
@@ -333,13 +343,14 @@ ts_status ts_model_forward_logits(ts_model *m, const int *tokens, int B, int T) 
     embedding_forward(m->embed, m->tokens, m->w.embed_tokens, N, C);
     const float *x = m->embed;
     for (int l = 0; l < L; l++) {
-        block_forward(m, l, x, B, T);
+        ts_block_forward(m, &m->w.layers[l], &m->acts[l], ts_moe_is_layer(c, l), x, m->pos, B, T);
         x = m->acts[l].out;
     }
     m->hidden = L > 0 ? m->acts[L - 1].out : m->embed; // = x: the last hidden state (MTP's h⁰)
     rmsnorm_forward(m->lnf, m->lnf_rstd, x, m->w.norm, N, C, C, C, c->rms_norm_eps);
     matmul_forward(m->logits, m->lnf, m->w.lm_head, NULL, N, C, V);
     m->n_counted = 0; // no targets yet: ts_model_forward() sets them
+    m->mtp_depths = 0; // the MTP modules (chapter 6) run on demand: ts_mtp_forward()
     m->aux_loss = 0.0f; // chapter 5: the MoE layers' balance losses, for the objective to include
     for (int l = 0; l < L; l++)
         if (ts_moe_is_layer(c, l)) m->aux_loss += m->acts[l].moe.aux_loss;
@@ -366,23 +377,21 @@ float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B
 /* ------------------------------------------------------------------ */
 
 //! [block-backward]
-/* Backward of block_forward. On entry d_res = dL/d(out); on exit d_res = dL/dx. */
-static void block_backward(ts_model *m, int l, const float *x, int B, int T) {
+/* Backward of ts_block_forward. On entry d_res = dL/d(out); on exit d_res = dL/dx. */
+void ts_block_backward(ts_model *m, const ts_layer_weights *w, ts_layer_weights *g, ts_layer_acts *a, int moe,
+                       const float *x, const int *pos, int B, int T) {
     const ts_config *c = &m->cfg;
-    const ts_layer_weights *w = &m->w.layers[l];
-    ts_layer_weights *g = &m->g.layers[l];
-    ts_layer_acts *a = &m->acts[l];
     int N = B * T, C = c->hidden_size;
     size_t NC = (size_t)N * C;
     // out = res1 + mlp(ln2): d_res passes through to res1 unchanged, and is dL/d(mlp_y)
     memset(m->d_ln, 0, NC * sizeof(float));
-    ffn_backward(m, l, m->d_res, N);
+    ffn_backward(m, w, g, a, moe, m->d_res, B, T);
     // ln2 = rmsnorm(res1): add the norm's path into d_res, which is now dL/d(res1)
     rmsnorm_backward(m->d_res, g->post_attention_layernorm, m->d_ln, a->res1, w->post_attention_layernorm,
                      a->ln2_rstd, N, C, C, C);
     // res1 = x + attn(ln1): the same again
     memset(m->d_ln, 0, NC * sizeof(float));
-    attn_backward(m, l, m->d_res, B, T);
+    attn_backward(m, w, g, a, m->d_res, pos, B, T);
     rmsnorm_backward(m->d_res, g->input_layernorm, m->d_ln, x, w->input_layernorm, a->ln1_rstd, N, C, C, C);
 }
 //! [block-backward]
@@ -411,7 +420,7 @@ ts_status ts_model_backward_from(ts_model *m, const float *d_logits, const float
         for (size_t i = 0; i < NC; i++) m->d_res[i] += d_hidden[i];
     for (int l = L - 1; l >= 0; l--) {
         const float *x = l > 0 ? m->acts[l - 1].out : m->embed;
-        block_backward(m, l, x, B, T);
+        ts_block_backward(m, &m->w.layers[l], &m->g.layers[l], &m->acts[l], ts_moe_is_layer(c, l), x, m->pos, B, T);
     }
     embedding_backward(m->g.embed_tokens, m->d_res, m->tokens, N, C);
     return TS_OK;
@@ -439,6 +448,9 @@ void ts_model_free(ts_model *m) {
     ts_params_free(&m->params);
     free(m->w.layers);
     free(m->g.layers);
+    free(m->w.mtp);
+    free(m->g.mtp);
+    free(m->mtp_acts);
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->acts);

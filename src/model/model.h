@@ -24,6 +24,7 @@
 #include "model/mla.h"
 #include "model/mlp.h"
 #include "model/moe.h"
+#include "model/mtp.h"
 #include "model/kvcache.h"
 
 /** Which attention implementation a model runs (chosen from the config). */
@@ -46,9 +47,10 @@ typedef struct {
 /** Views of all weights (into the parameter or the gradient buffer). */
 typedef struct {
     float *embed_tokens;       /**< (V, C) */
-    ts_layer_weights *layers;  /**< L blocks */
+    ts_layer_weights *layers;  /**< L blocks, then the D MTP modules' blocks (chapter 6) */
     float *norm;               /**< (C) final RMSNorm */
     float *lm_head;            /**< (V, C); equals embed_tokens when tied */
+    ts_mtp_weights *mtp;       /**< D multi-token prediction modules' own weights (chapter 6; NULL when D = 0) */
 } ts_weights;
 
 /** Activations of one block saved by the forward for the backward. */
@@ -97,7 +99,7 @@ typedef struct ts_model {
     int *targets;         /**< (B,T) targets of the last forward (TS_IGNORE = no loss) */
     int *pos;             /**< (B,T) positions 0..T-1 */
     float *embed;         /**< (N,C) embedding output = block 0 input */
-    ts_layer_acts *acts;  /**< L blocks */
+    ts_layer_acts *acts;  /**< L blocks, then the D MTP modules' blocks */
     float *lnf;           /**< (N,C) final norm output */
     float *lnf_rstd;      /**< (N) */
     float *logits;        /**< (N,V) */
@@ -118,6 +120,11 @@ typedef struct ts_model {
     float ce_loss;        /**< mean cross-entropy of the last forward with targets */
     float aux_loss;       /**< MoE auxiliary balance loss of the last forward (summed over layers) */
     float aux_weight;     /**< weight of the balance loss in the backward in progress (ts_model_backward_from()) */
+    /* multi-token prediction (chapter 6, src/model/mtp.h): D = cfg.num_nextn_predict_layers modules */
+    ts_mtp_acts *mtp_acts; /**< D modules' activations (their blocks' are acts[L..L+D−1]) */
+    float *mtp_scratch;   /**< the modules' backward scratch (5·N·C) */
+    int mtp_depths;       /**< modules the last ts_mtp_forward() ran (0 after every main forward) */
+    float mtp_aux_loss;   /**< the modules' MoE balance losses in the last ts_mtp_forward() */
 } ts_model;
 
 /**
@@ -189,6 +196,37 @@ float ts_model_forward(ts_model *m, const int *tokens, const int *targets, int B
  */
 void ts_model_backward(ts_model *m);
 
+/*
+ * One pre-norm block with its buffers named: the main model's layer l runs
+ * ts_block_forward(m, &m->w.layers[l], &m->acts[l], ts_moe_is_layer(&m->cfg, l), x, m->pos, B, T),
+ * and an MTP module's block (chapter 6) the same function on its own views.
+ */
+
+/**
+ * @brief out = res1 + ffn(norm(res1)), res1 = x + attn(norm(x)), over B
+ * sequences of T tokens at RoPE positions @p pos (B·T); @p moe: the FFN is a
+ * MoE layer (w->moe, a->moe), else dense (w->mlp, a->mlp). Writes a->out (and
+ * every activation its backward reads). Uses the model's config, RoPE table and
+ * MLA scratch.
+ */
+void ts_block_forward(ts_model *m, const ts_layer_weights *w, ts_layer_acts *a, int moe, const float *x, const int *pos,
+                      int B, int T);
+
+/**
+ * @brief Register block @p l's parameters (model.layers.l.*: norms, the
+ * config's attention, a dense or MoE FFN as ts_moe_is_layer() says); returns
+ * -1 on error. The main layers are l = 0..L−1, the MTP modules' blocks L..L+D−1.
+ */
+int ts_block_register(ts_params *p, const ts_config *cfg, int l);
+
+/**
+ * @brief Backward of ts_block_forward(): on entry m->d_res = dL/d(a->out) (B·T, C),
+ * on exit m->d_res = dL/dx; g += dL/dθ (a MoE layer's balance loss with weight
+ * m->aux_weight). Uses the model's gradient scratch.
+ */
+void ts_block_backward(ts_model *m, const ts_layer_weights *w, ts_layer_weights *g, ts_layer_acts *a, int moe,
+                       const float *x, const int *pos, int B, int T);
+
 /** @brief Set all gradients to zero. */
 void ts_model_zero_grad(ts_model *m);
 
@@ -242,6 +280,51 @@ void ts_kvcache_free(ts_kvcache *c);
  * Uses the model's activation arena (reserved for at least (1, n)).
  */
 ts_status ts_model_prefill(ts_model *m, ts_kvcache *c, int b, const int *tokens, int n, float *logits);
+
+/**
+ * @brief Decode @p n tokens of sequence @p b in one step (n ≤ c->B rows): appends
+ * tokens[0..n−1] at positions len[b].., each attending to the cache and to the
+ * earlier ones of the step, and writes the next-token logits of each (n,V) and,
+ * if @p hidden is non-NULL, each last hidden state (n,C), before the final norm.
+ * Speculative decoding verifies a draft this way (chapter 6). Row r computes
+ * what a one-token ts_model_decode() at that position would.
+ */
+ts_status ts_model_decode_seq(ts_model *m, ts_kvcache *c, int b, const int *tokens, int n, float *logits,
+                              float *hidden);
+
+/** @brief Forget the positions len.. of sequence @p b (a rejected draft's cache rows): len[b] = len. */
+ts_status ts_kvcache_truncate(ts_kvcache *c, int b, int len);
+
+/** A greedy generation's stop rule: non-zero when @p token ends it (EOS, a newline, ...); it is not emitted. */
+typedef int (*ts_stop_fn)(int token, void *ctx);
+
+/** What self-speculative decoding did (chapter 6). */
+typedef struct {
+    long tokens;      /**< tokens emitted */
+    long main_passes; /**< main-model forwards after the prefill (each a two-position verify step, or one token) */
+    long drafted;     /**< drafts the MTP module proposed and the main model checked */
+    long accepted;    /**< drafts equal to the main model's argmax */
+} ts_spec_stats;
+
+/**
+ * @brief Plain greedy decoding of one prompt: prefill, then one ts_model_decode()
+ * per token; at most @p max_new tokens into @p out, fewer if @p stop says so.
+ * @p stats (may be NULL) counts the decode passes.
+ */
+ts_status ts_generate_greedy(ts_model *m, const int *prompt, int n, int max_new, ts_stop_fn stop, void *stop_ctx,
+                             int *out, int *n_out, ts_spec_stats *stats);
+
+/**
+ * @brief Self-speculative greedy decoding (DeepSeek-V3 §5.4.3): the MTP module
+ * (depth 1) drafts the token after next from the main model's last hidden
+ * state and the token just chosen; the main model runs the chosen token and
+ * the draft in one two-position step; the draft is accepted iff the main
+ * model's argmax at the first position equals it, and then the second
+ * position's argmax comes free; a rejected draft's cache row is dropped. The
+ * output equals ts_generate_greedy()'s token for token. Needs D ≥ 1.
+ */
+ts_status ts_generate_speculative(ts_model *m, const int *prompt, int n, int max_new, ts_stop_fn stop, void *stop_ctx,
+                                  int *out, int *n_out, ts_spec_stats *stats);
 
 /**
  * @brief Decode one token for every sequence b whose active[b] is non-zero

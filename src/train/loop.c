@@ -34,6 +34,7 @@ ts_train_opts ts_train_opts_default(void) {
     o.eval_every = 50;
     o.eval_batches = 4;
     o.seed = 1;
+    o.mtp_lambda = 0.3f;
     return o;
 }
 
@@ -55,6 +56,18 @@ uint64_t ts_train_fingerprint(const ts_model *m, const ts_train_opts *o) {
     if (o->bias_update_speed != 0.0f) { /* chapter 5; absent from older runs' fingerprints */
         memcpy(&bits, &o->bias_update_speed, sizeof bits);
         MIX(bits);
+    }
+    if (m->cfg.num_nextn_predict_layers > 0) { /* chapter 6: the MTP loss's weight */
+        memcpy(&bits, &o->mtp_lambda, sizeof bits);
+        MIX(bits);
+    }
+    if (o->precision.mode != TS_PRECISION_FP32) { /* appendix B; absent from float32 runs' fingerprints */
+        const ts_fp8_config *q = &o->precision.fp8;
+        MIX(o->precision.mode);
+        MIX(q->scaling);
+        MIX(q->promote);
+        MIX(q->acc_bits);
+        MIX(q->pow2_scales);
     }
 #undef MIX
     return h;
@@ -167,7 +180,11 @@ static ts_status weights_finite(const ts_model *m, const ts_trainer *t, long ste
 static ts_status train_step(ts_model *m, const ts_trainer *t, const ts_train_opts *o, const ts_batch *b, long step,
                             step_out *s) {
     ts_model_zero_grad(m);
-    ts_status st = t->loss.step(t->loss.ctx, m, b, &s->loss, s->stats); // forward, loss, backward: grads += dL/dθ
+    ts_status st = ts_autocast_begin(&o->precision); // the blocks' linear layers in FP8 or float32 (appendix B)
+    if (st) return st;
+    st = t->loss.step(t->loss.ctx, m, b, &s->loss, s->stats); // forward, loss, backward: grads += dL/dθ
+    ts_status cast = ts_autocast_end();                     // float32 again: evaluation, decoding
+    if (!st) st = cast;
     if (!st && t->after_backward) st = t->after_backward(t->after_backward_ctx, m, step);
     if (st) return st;
     s->norm = grad_clip(m->params.grad, m->params.numel, o->grad_clip);

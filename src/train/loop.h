@@ -13,7 +13,8 @@
  *     for step in start..end:
  *         batch = data->next()                       // src/data
  *         zero gradients
- *         loss.step(model, batch)                    // forward + loss + backward: grads += dL/dθ
+ *         loss.step(model, batch)                    // forward + loss + backward: grads += dL/dθ,
+ *                                                    // linear layers in opts.precision (appendix B)
  *         after_backward(model)                      // appendix C: sum the gradients over ranks
  *         norm = clip(grads); stop if loss or norm is not finite
  *         AdamW(lr(step)); stop if a weight is not finite
@@ -29,6 +30,7 @@
 #ifndef TS_LOOP_H
 #define TS_LOOP_H
 
+#include "core/linear.h"
 #include "core/optim.h"
 #include "data/batch.h"
 #include "model/model.h"
@@ -56,6 +58,10 @@ typedef struct {
     float bias_update_speed; /**< γ of DeepSeek-V3's auxiliary-loss-free balancing: after each step every MoE
                                   layer's selection bias moves by γ toward balance (0 = off; chapter 5) */
     const char *expert_load_path; /**< CSV of each MoE layer's per-expert load, one row per step (NULL = none) */
+    float mtp_lambda;        /**< λ of the multi-token prediction loss L_main + (λ/D)·Σ_k L_k, for models with
+                                  num_nextn_predict_layers = D > 0 (chapter 6; DeepSeek-V3 used 0.3, then 0.1) */
+    ts_precision precision;  /**< what the blocks' linear layers compute in during a step (zeros = float32;
+                                  appendix B: ts_precision_fp8()); held-out evaluation stays float32 */
 } ts_train_opts;
 
 /** What a run reached. */
@@ -102,7 +108,8 @@ typedef struct {
 /**
  * @brief What must match between a run and its resume: the parameter count,
  *        batch shape, step count, warmup, seed, learning rates, clip, weight
- *        decay and (when on) the MoE bias-update speed.
+ *        decay, (when on) the MoE bias-update speed and (when not float32) the
+ *        precision of the linear layers.
  */
 uint64_t ts_train_fingerprint(const ts_model *m, const ts_train_opts *o);
 

@@ -6,6 +6,7 @@
 #include "train/pretrain.h"
 
 #include "train/loss.h"
+#include "train/mtp_loss.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -67,6 +68,30 @@ static ts_status cross_entropy_step(void *ctx, ts_model *m, const ts_batch *b, f
 }
 //! [pretrain-loss]
 
+/* Chapter 6: with MTP modules the objective is L_main + (λ/D)·Σ_k L_k (train/mtp_loss.c);
+ * the CSV gets the modules' mean loss as an extra column. */
+typedef struct {
+    float lambda, bias_update_speed;
+} mtp_ctx;
+
+static const char *const mtp_stat_names[] = {"mtp_loss"};
+
+static ts_status mtp_step(void *ctx, ts_model *m, const ts_batch *b, float *loss, double *stats) {
+    const mtp_ctx *c = ctx;
+    ts_mtp_loss_result r;
+    ts_status st = ts_mtp_loss_step(m, b->tokens, b->targets, b->weights, b->B, b->T, c->lambda, 1.0f, &r);
+    if (st) return st;
+    *loss = r.loss;
+    stats[0] = r.mtp_mean;
+    // the modules' MoE layers balance like the main ones (the loop moves the main layers' biases);
+    // their selection biases get no gradient, so moving them before AdamW's step is the same
+    const ts_config *cfg = &m->cfg;
+    for (int l = cfg->num_hidden_layers; l < cfg->num_hidden_layers + cfg->num_nextn_predict_layers; l++)
+        if (c->bias_update_speed > 0 && ts_moe_is_layer(cfg, l))
+            moe_update_bias(m->w.layers[l].moe.bias, m->acts[l].moe.counts, cfg->n_routed_experts, c->bias_update_speed);
+    return TS_OK;
+}
+
 typedef struct {
     const ts_token_stream *stream;
     int B, T, n_batches;
@@ -93,6 +118,7 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
     ts_status st = ts_windows_source(&windows, train, B, T, o->seed);
     if (st) return st;
     eval_windows held_out = {eval, B, T, o->eval_batches};
+    mtp_ctx mtp = {o->mtp_lambda, o->bias_update_speed};
     ts_trainer t = {
         .label = "pretrain",
         .data = &windows,
@@ -101,5 +127,10 @@ ts_status ts_pretrain(ts_model *m, const ts_token_stream *train, const ts_token_
         .eval_ctx = &held_out,
         .fingerprint = ts_train_fingerprint(m, o),
     };
+    if (m->cfg.num_nextn_predict_layers > 0) { // chapter 6
+        if (!(o->mtp_lambda >= 0.0f) || !isfinite(o->mtp_lambda))
+            return ts_fail(TS_ERR_ARG, "pretrain: mtp_lambda %g must be finite and >= 0", (double)o->mtp_lambda);
+        t.loss = (ts_loss){.step = mtp_step, .ctx = &mtp, .n_stats = 1, .stat_names = mtp_stat_names};
+    }
     return ts_train(m, &t, o, result);
 }

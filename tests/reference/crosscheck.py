@@ -118,7 +118,7 @@ def main(argv):
         r = torch.from_numpy(dump["open.hidden_coef"].astype(np.float64)).to(dtype)
         flat = targets.reshape(-1)
         ce = torch.nn.functional.cross_entropy(open_logits, flat, ignore_index=twin.IGNORE, reduction="none")
-        aux = sum(block.mlp.aux_loss for block in model.model.layers)
+        aux = sum(block.mlp.aux_loss for block in model.main_blocks())
         open_loss = (w * ce).sum() / (flat != twin.IGNORE).sum() + (r * hidden).sum() + 0.5 * aux
         open_loss.backward()
         rep.compare("hidden", dump["hidden"], hidden.detach().numpy())
@@ -129,6 +129,30 @@ def main(argv):
         failed += rep.failed
         rep.failed = []
         rep.print("the open path (weighted cross-entropy + a loss on the hidden state + aux/2):")
+
+    # multi-token prediction (chapter 6): L_main + (lambda/D) sum_k L_k + balance losses, every depth's logits
+    if "mtp.loss" in dump:
+        model = twin.load_model(a.dir, dtype)
+        lam, D = float(dump["mtp.lambda"][0]), cfg.num_nextn_predict_layers
+        main_logits, main_loss = model(tokens, targets)  # main cross-entropy + the main layers' balance losses
+        depth_logits, mtp_aux = model.mtp(tokens, model.hidden)
+        depth_losses = []
+        for k, lk in enumerate(depth_logits, start=1):
+            depth_losses.append(torch.nn.functional.cross_entropy(
+                lk.reshape(-1, lk.shape[-1]), targets[:, k:].reshape(-1), ignore_index=twin.IGNORE))
+            rep.compare(f"mtp.logits.{k}", dump[f"mtp.logits.{k}"], lk.detach().reshape(-1, lk.shape[-1]).numpy())
+        mtp_loss = main_loss + lam / D * sum(depth_losses) + mtp_aux
+        mtp_loss.backward()
+        rep.compare("mtp.depth_loss", dump["mtp.depth_loss"], np.array([x.item() for x in depth_losses[:8]]))
+        rep.compare("mtp.loss", dump["mtp.loss"], np.array([mtp_loss.item()]))
+        for name, p in model.named_parameters():
+            g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+            rep.compare("mtp.grad." + name, dump["mtp.grad." + name], g)
+        failed += rep.failed
+        rep.failed = []
+        rep.print("multi-token prediction (%d modules, lambda %g): each depth's logits, the loss, every gradient:"
+                  % (D, lam))
+        model = twin.load_model(a.dir, dtype)
 
     # KV-cache decode of sequence 0 (prefill P tokens, then teacher-forced steps)
     P = int(meta.get("prefill", T // 2))

@@ -26,6 +26,13 @@ ATTENTION and FFN (see attention_kind() and ffn_kind()):
 A new variant is one class with forward(x, pos, cache) (attention) or
 forward(x) (feed-forward) plus a line in its table.
 
+Multi-token prediction (chapter 6, num_nextn_predict_layers = D > 0): module k
+is an ordinary Block at model.layers.{L+k-1} with three more tensors (enorm,
+hnorm, eh_proj) and its own final norm (shared_head.norm); Transformer.mtp()
+runs the chain h^k = block(eh_proj([hnorm(h^(k-1)[:T-k]); enorm(emb(t[k:]))]))
+with the shared embedding and lm_head (DeepSeek-V3 section 2.2, the paper's
+order of the concatenation).
+
 RoPE rotates ADJACENT pairs (2i, 2i+1) by pos * theta_i, as tinyseek does
 (DESIGN.md section 4).
 """
@@ -53,7 +60,7 @@ class Config:
                     n_shared_experts=0, num_experts_per_tok=0, moe_intermediate_size=0,
                     first_k_dense_replace=0, n_group=1, topk_group=1, routed_scaling_factor=1.0,
                     scoring_func="softmax", norm_topk_prob=False, topk_method="greedy",
-                    aux_loss_alpha=0.0, rope_scaling=None)
+                    aux_loss_alpha=0.0, rope_scaling=None, num_nextn_predict_layers=0)
 
     def __init__(self, d):
         for k, v in self.DEFAULTS.items():
@@ -376,6 +383,20 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+class MTPModule(Block):
+    """DeepSeek-V3's multi-token prediction module: a block plus enorm, hnorm, eh_proj (C, 2C)
+    and shared_head.norm, named as in V3's checkpoint (model.layers.{L+k-1}.*)."""
+
+    def __init__(self, cfg, layer, rope):
+        super().__init__(cfg, layer, rope)
+        C = cfg.hidden_size
+        self.enorm = RMSNorm(C, cfg.rms_norm_eps)
+        self.hnorm = RMSNorm(C, cfg.rms_norm_eps)
+        self.eh_proj = nn.Linear(2 * C, C, bias=False)
+        self.shared_head = nn.Module()
+        self.shared_head.norm = RMSNorm(C, cfg.rms_norm_eps)
+
+
 class Decoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -388,7 +409,9 @@ class Decoder(nn.Module):
         self.rope = Rope(cfg.qk_rope_head_dim if mla else cfg.head_dim, cfg.max_position_embeddings,
                          cfg.rope_theta, ys, amplitude)
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList([Block(cfg, l, self.rope) for l in range(cfg.num_hidden_layers)])
+        L, D = cfg.num_hidden_layers, cfg.num_nextn_predict_layers
+        self.layers = nn.ModuleList([Block(cfg, l, self.rope) for l in range(L)] +
+                                    [MTPModule(cfg, L + k, self.rope) for k in range(D)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
 
@@ -409,16 +432,34 @@ class Transformer(nn.Module):
         T = tokens.shape[1]
         pos = torch.arange(start, start + T)
         x = self.model.embed_tokens(tokens)
-        for block in self.model.layers:
+        for block in self.main_blocks():
             x = block(x, pos, cache)
         self.hidden = x  # the last hidden state, before the final norm (tinyseek's m->hidden)
         logits = self.lm_head(self.model.norm(x))
         if targets is None:
             return logits
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        for block in self.model.layers:
+        for block in self.main_blocks():
             loss = loss + block.mlp.aux_loss
         return logits, loss
+
+    def main_blocks(self):
+        return self.model.layers[:self.cfg.num_hidden_layers]
+
+    def mtp(self, tokens, hidden):
+        """The D modules after a forward: per depth k, logits (B, T-k, V) predicting t_{i+k+1},
+        and the modules' balance losses. hidden = self.hidden, h^0."""
+        L, T = self.cfg.num_hidden_layers, tokens.shape[1]
+        out, aux, h = [], 0.0, hidden
+        for k in range(1, self.cfg.num_nextn_predict_layers + 1):
+            if T - k <= 0:
+                break
+            mod = self.model.layers[L + k - 1]
+            x = mod.eh_proj(torch.cat([mod.hnorm(h[:, :T - k]), mod.enorm(self.model.embed_tokens(tokens[:, k:]))], -1))
+            h = Block.forward(mod, x, torch.arange(T - k))
+            out.append(self.lm_head(mod.shared_head.norm(h)))
+            aux = aux + mod.mlp.aux_loss
+        return out, aux
 
     @torch.no_grad()
     def load(self, tensors, strict=True):
