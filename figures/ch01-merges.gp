@@ -1,10 +1,10 @@
 # Chapter 1: how often the pair merged at each BPE step occurred in the
-# training text, with the token each merge made (the first 24 are labelled;
-# Ġ is a space in the byte-level spelling of tokenizer.json). Merges are
-# learned most frequent first, so the counts only fall. Digits never merge
-# (each is its own pre-tokenizer chunk), so the merges build the words and
-# separators of the prompts and scratchpads, and the corpus runs out of pairs
-# long before a vocabulary of 512.
+# training text, with the token each merge made (every third of the first 48
+# is labelled; Ġ is a space in the byte-level spelling of tokenizer.json).
+# Merges are learned most frequent first, so the counts only fall. Digits
+# never merge (each is its own pre-tokenizer chunk), so the merges build the
+# few words of the pretraining text, and the corpus runs out of pairs before
+# a vocabulary of 512.
 #
 # input: runs/ch01/merges.csv
 # made-by: make ch1
@@ -15,7 +15,7 @@
 # scripts/figures.sh sets the terminal and output (PNG and SVG).
 
 set datafile separator comma
-set title "Byte-level BPE on the toy arithmetic corpus (chapter 1)"
+set title "Byte-level BPE on the toy world's pretraining text (chapter 1)"
 set xlabel "merge (in the order learned)"
 set ylabel "occurrences of the merged pair"
 set yrange [0:*]
@@ -27,4 +27,4 @@ set border 3
 set xtics nomirror
 set ytics nomirror
 plot "runs/ch01/merges.csv" skip 1 using 1:4 with linespoints pt 7 ps 0.6 lw 1.5 lc rgb "#1f77b4", \
-     "" skip 1 every ::0::23 using 1:4:(stringcolumn(6)) with labels left rotate by 45 offset 0.3,0.6 font ",9" tc rgb "#333333"
+     "" skip 1 every 3::0::47 using 1:4:(stringcolumn(6)) with labels left rotate by 45 offset 0.3,0.6 font ",9" tc rgb "#333333"

@@ -1,4 +1,5 @@
-# Chapter 1: tokens per held-out problem as the BPE vocabulary grows, from
+# Chapter 1: tokens per held-out line of pretraining text (one problem each,
+# in one of the plain forms) as the BPE vocabulary grows, from
 # bytes only (256 + 9 special tokens, no merge) to every merge the corpus
 # offers. Digits are always single tokens, so only the words and separators
 # around them can shrink.
@@ -15,13 +16,13 @@
 set datafile separator comma
 set title "Shorter sequences from a bigger vocabulary (chapter 1)"
 set xlabel "vocabulary size (256 bytes + merges + 9 special tokens)"
-set ylabel "tokens per test problem"
+set ylabel "tokens per line of held-out text"
 set y2label "bytes per token"
 set ytics nomirror
 set y2tics
 set grid xtics ytics lc rgb "#dddddd"
-set key top right
+set key center right
 set border 11
 set xtics nomirror
-plot "runs/ch01/vocab-sweep.csv" skip 1 using 1:5 with linespoints pt 7 ps 0.7 lw 1.5 lc rgb "#1f77b4" title "tokens per problem", \
+plot "runs/ch01/vocab-sweep.csv" skip 1 using 1:5 with linespoints pt 7 ps 0.7 lw 1.5 lc rgb "#1f77b4" title "tokens per line", \
      "" skip 1 using 1:6 axes x1y2 with linespoints pt 5 ps 0.6 lw 1.5 lc rgb "#d62728" dt 2 title "bytes per token"

@@ -8,7 +8,7 @@ mkdir -p "$out"/{safetensors,config,tokenizer,trainstate,checkpoint} "$work"
 for f in configs/*.json configs/published/*.json tests/reference/configs/*.json fuzz/tiny-*.json; do
   cp "$f" "$out/config/$(echo "${f%.json}" | tr / -).json"   # names made unique by their folder
 done
-"$cli" data --out "$work/data" --train 200 --test 20 --seed 1 --digits 2 >/dev/null
+"$cli" data --out "$work/data" --pretrain 200 --pretrain-test 20 --sft 20 --sft-test 10 --rl 20 --test 20 --seed 1 --digits 2 >/dev/null
 "$cli" tokenizer train --input "$work/data/pretrain_train.txt" --vocab-size 300 --out "$work/tokenizer.json" >/dev/null
 cp "$work/tokenizer.json" "$out/tokenizer/"
 for name in tiny-config tiny-moe-config; do

@@ -31,12 +31,16 @@ steps=${3:?usage: ch06-runs.sh TINYSEEK OUTDIR STEPS [SEEDS] [LAMBDAS]}
 seeds=${4:-1 2 3}
 lambdas=${5:-0.1 0.3 1.0}
 PY=${PY3:-/usr/bin/python3}
-for f in runs/ch01/data/pretrain_train.txt runs/ch01/data/rl_test.jsonl runs/ch01/tokenizer.json; do
+test=runs/ch01/data/test.jsonl
+for f in runs/ch01/data/pretrain_train.txt $test runs/ch01/tokenizer.json; do
   [[ -f $f ]] || { echo "ch06-runs: $f is missing (make ch1 writes it)" >&2; exit 2; }
 done
 mkdir -p "$out"
-head -100 runs/ch01/data/rl_test.jsonl >"$out/test100.jsonl"
-sed -n 's/.*"prompt": *"\([^"]*\)".*/\1/p' "$out/test100.jsonl" >"$out/prompts.txt"
+# Accuracy as chapter 2 measures a base model: the first 25 test problems of
+# each difficulty in the pretraining text's own form ("347+28="), in order.
+levels=$(sed -n 's/.*"difficulty": *\([0-9]*\).*/\1/p' "$test" | sort -un)
+per_level=25
+for d in $levels; do "$PY" scripts/answer-accuracy.py prompts "$test" $per_level "$d"; done >"$out/prompts.txt"
 common=(--data runs/ch01/data --tokenizer runs/ch01/tokenizer.json --steps "$steps" --batch 16 --seq 64
         --warmup 20 --eval-every 25 --eval-batches 4 --threads 1 --quiet --bias-update-speed 0.01)
 
@@ -47,14 +51,19 @@ run() {   # run NAME SEED FLAGS...: train, then answer the test problems
     { echo "ch06-runs: $name seed $seed failed:" >&2; tail -3 "$dir.log" >&2; return 1; }
   "$ts" generate --model "$dir" --prompts "$out/prompts.txt" --sequential --threads 1 \
     >"$dir.sequential.txt" 2>"$dir.sequential.log"
-  "$PY" scripts/answer-accuracy.py "$out/test100.jsonl" "$dir.sequential.txt" >"$dir.accuracy.txt"
+  local parts=() i=0
+  for d in $levels; do   # the completions, one file per difficulty, as answer-accuracy.py scores them
+    sed -n "$((i * per_level + 1)),$(((i + 1) * per_level))p" "$dir.sequential.txt" >"$dir.sequential-$d.txt"
+    parts+=("$dir.sequential-$d.txt"); i=$((i + 1))
+  done
+  "$PY" scripts/answer-accuracy.py score "$test" $per_level "${parts[@]}" >"$dir.accuracy.txt"
   if [[ $name == mtp-* ]]; then
     "$ts" generate --model "$dir" --prompts "$out/prompts.txt" --speculative --threads 1 \
       >"$dir.speculative.txt" 2>"$dir.speculative.log"
     cmp -s "$dir.sequential.txt" "$dir.speculative.txt" ||
       { echo "ch06-runs: $name seed $seed: speculative decoding changed the output" >&2; return 1; }
   fi
-  echo "ch06: $name seed $seed: $(sed -n 's/.*held-out loss \([0-9.]*\).*/held-out loss \1/p' "$dir.log"), $(cut -d, -f1 "$dir.accuracy.txt")"
+  echo "ch06: $name seed $seed: $(sed -n 's/.*held-out loss \([0-9.]*\).*/held-out loss \1/p' "$dir.log"), accuracy $(tail -1 "$dir.accuracy.txt")"
 }
 
 jobs=()
@@ -82,7 +91,7 @@ done
     dir=$out/$name-s$seed
     lam=0; [[ $name == mtp-* ]] && lam=${name#mtp-}
     val=$(sed -n 's/.*held-out loss \([0-9.]*\).*/\1/p' "$dir.log")
-    acc=$(sed -n 's/^accuracy \([0-9]*\)\/\([0-9]*\).*/\1 \2/p' "$dir.accuracy.txt" | awk '{printf "%.4f", $1 / $2}')
+    acc=$(sed -n 's/^all: \([0-9]*\)\/\([0-9]*\).*/\1 \2/p' "$dir.accuracy.txt" | awk '{printf "%.4f", $1 / $2}')
     seq_tps=$(sed -n 's/.* \([0-9.]*\) tokens per CPU second.*/\1/p' "$dir.sequential.log")
     if [[ $name == mtp-* ]]; then
       sl=$dir.speculative.log

@@ -83,7 +83,7 @@ static const char *moe_config =
 static int setup(void **state) {
     (void)state;
     tu_tmpdir(base);
-    sh("'%s' data --out %s --train 200 --test 20 --seed 1 --digits 2", tu_cli(), at("data"));
+    sh("'%s' data --out %s --pretrain 200 --pretrain-test 20 --sft 20 --sft-test 10 --rl 20 --test 20 --seed 1 --digits 2", tu_cli(), at("data"));
     sh("'%s' tokenizer train --input %s --vocab-size 300 --out %s", tu_cli(), at("data/pretrain_train.txt"),
        at("tokenizer.json"));
     write_text(at("tiny.json"), tiny_config);

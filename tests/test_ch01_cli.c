@@ -22,23 +22,34 @@ static void data_then_tokenizer_round_trip(void **state) {
     const char *cli = tu_cli();
     char d[64];
     tu_tmpdir(d);
-    assert_int_equal(CLI("%s data --out %s/data --train 300 --test 40 --seed 3 --digits 3 --ops add,sub,mul", cli, d), 0);
+    const char *flags = "--pretrain 2000 --pretrain-test 100 --sft 40 --sft-test 20 --rl 90 --test 30 --seed 3 "
+                        "--min-digits 2 --digits 4 --ops add,sub,mul";
+    assert_int_equal(CLI("OMP_NUM_THREADS=1 %s data --out %s/data %s", cli, d, flags), 0);
     assert_int_equal(tu_count_lines(out), 1);
-    assert_non_null(strstr(out, "300 train + 40 test"));
+    assert_non_null(strstr(out, "2000 + 100 lines"));
+    assert_non_null(strstr(out, "30 per difficulty 2-4"));
     static const char *const files[] = {"pretrain_train.txt", "pretrain_test.txt", "sft_train.jsonl",
-                                        "sft_test.jsonl",     "rl_train.jsonl",    "rl_test.jsonl"};
+                                        "sft_test.jsonl",     "rl_train.jsonl",    "test.jsonl"};
+    static const int lines[] = {2000, 100, 40, 20, 90, 90};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         assert_int_equal(tu_run(out, sizeof out, "wc -l < %s/data/%s", d, files[i]), 0);
-        assert_int_equal(atoi(out), strstr(files[i], "test") ? 40 : 300);
+        assert_int_equal(atoi(out), lines[i]);
     }
-    /* Same command, same bytes. */
-    assert_int_equal(CLI("%s data --out %s/again --train 300 --test 40 --seed 3 --digits 3 --ops add,sub,mul", cli, d), 0);
+    /* Same command, same bytes, on 1 thread and on 2. */
+    assert_int_equal(CLI("OMP_NUM_THREADS=2 %s data --out %s/again %s", cli, d, flags), 0);
     char a[160], b[160];
-    snprintf(a, sizeof a, "%s/data/sft_train.jsonl", d);
-    snprintf(b, sizeof b, "%s/again/sft_train.jsonl", d);
-    assert_true(files_equal(a, b));
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(a, sizeof a, "%s/data/%s", d, files[i]);
+        snprintf(b, sizeof b, "%s/again/%s", d, files[i]);
+        assert_true(files_equal(a, b));
+    }
+    /* --tagged-weight puts the think/answer format into the pretraining text; by default it is absent. */
+    assert_int_equal(tu_run(out, sizeof out, "grep -c '<think>' %s/data/pretrain_train.txt", d), 1);
+    assert_int_equal(CLI("%s data --out %s/tagged %s --tagged-weight 20", cli, d, flags), 0);
+    assert_int_equal(tu_run(out, sizeof out, "grep -c '<think>' %s/tagged/pretrain_train.txt", d), 0);
+    assert_true(atoi(out) > 100);
 
-    assert_int_equal(CLI("%s tokenizer train --input %s/data/pretrain_train.txt --vocab-size 300 --out %s/tok.json "
+    assert_int_equal(CLI("%s tokenizer train --input %s/data/pretrain_train.txt --vocab-size 400 --out %s/tok.json "
                          "--log %s/merges.csv",
                          cli, d, d, d),
                      0);
@@ -117,7 +128,7 @@ static void missing_and_malformed_files(void **state) {
     expect_one_line_error(CLI("%s tokenizer encode --tokenizer %s/t.json --text a --input %s/t.json", cli, d, d),
                           "not both", NULL);
     /* data into a path that is a file */
-    expect_one_line_error(CLI("%s data --out %s/t.json --train 10 --test 5", cli, d), "t.json", NULL);
+    expect_one_line_error(CLI("%s data --out %s/t.json --pretrain 10 --test 5", cli, d), "t.json", NULL);
     tu_rmdir(d);
 }
 
@@ -148,8 +159,9 @@ static void out_of_range_values(void **state) {
     expect_one_line_error(CLI("%s data --out %s/x --digits 19", cli, d), "--digits", NULL);
     expect_one_line_error(CLI("%s data --out %s/x --ops add,div", cli, d), "div", NULL);
     expect_one_line_error(CLI("%s data --out %s/x --min-digits 3 --digits 2", cli, d), "--min-digits", NULL);
-    expect_one_line_error(CLI("%s data --out %s/x --train -5", cli, d), "--train", NULL);
-    expect_one_line_error(CLI("%s data --out %s/x --digits 1 --ops add --train 10 --test 1000", cli, d), "test problems", NULL);
+    expect_one_line_error(CLI("%s data --out %s/x --rl -5", cli, d), "--rl", NULL);
+    expect_one_line_error(CLI("%s data --out %s/x --tagged-weight -1", cli, d), "--tagged-weight", NULL);
+    expect_one_line_error(CLI("%s data --out %s/x --min-digits 1 --ops add --pretrain 10", cli, d), "test problems", NULL);
     tu_rmdir(d);
 }
 

@@ -622,7 +622,7 @@ static void cli_generate(void **state) {
     (void)state;
     char out[8192], spec[4096], seq[4096];
     const char *ts = tu_cli(), *dir = tu_dir, *root = getenv("TS_SRC") ? getenv("TS_SRC") : ".";
-    assert_int_equal(tu_run(out, sizeof out, "'%s' data --out '%s/data' --train 200 --test 20 --seed 1", ts, dir), 0);
+    assert_int_equal(tu_run(out, sizeof out, "'%s' data --out '%s/data' --pretrain 300 --pretrain-test 40 --sft 20 --sft-test 10 --rl 20 --test 10 --seed 1", ts, dir), 0);
     assert_int_equal(tu_run(out, sizeof out, "'%s' tokenizer train --input '%s/data/pretrain_train.txt' --vocab-size 270 "
                                              "--out '%s/tok.json'", ts, dir, dir), 0);
     const char *train = "'%s' pretrain --config '%s/configs/%s' --data '%s/data' --tokenizer '%s/tok.json' --out '%s/%s' "

@@ -139,9 +139,10 @@ task_problem task_canonical(const task_problem *p) {
 }
 
 //! [task-split]
-/* The split is decided by a hash of the canonical problem and nothing else:
- * no seed, no position in a file. "12+7" and "7+12" are one problem, so both
- * land on the same side. */
+/* Which file a problem may appear in is decided by a hash of the canonical
+ * problem and nothing else: no seed, no position in a file. "12+7" and "7+12"
+ * are one problem, so both land on the same side. Each split owns a range of
+ * hash % 1000 (tasks.h has the table), so no two files can share a problem. */
 uint64_t task_hash(const task_problem *p) {
     task_problem c = task_canonical(p);
     uint64_t h = mix64(0x7461736b73ULL ^ (uint64_t)c.op); /* "tasks" */
@@ -150,8 +151,29 @@ uint64_t task_hash(const task_problem *p) {
     return h;
 }
 
-int task_is_test(const task_problem *p) { return task_hash(p) % 1000 < TASK_TEST_PERMILLE; }
+static const struct {
+    int upto; /* hash % 1000 below this (and above the row before) */
+    task_split split;
+} split_table[TASK_N_SPLITS] = {
+    {TASK_TEST_PERMILLE, TASK_TEST}, {250, TASK_PRETRAIN_TEST}, {290, TASK_SFT_TRAIN},
+    {310, TASK_SFT_TEST},            {500, TASK_RL_TRAIN},      {1000, TASK_TRAIN},
+};
+
+task_split task_split_of(const task_problem *p) {
+    int r = (int)(task_hash(p) % 1000);
+    int k = 0;
+    while (r >= split_table[k].upto) k++;
+    return split_table[k].split;
+}
+
+int task_is_test(const task_problem *p) { return task_split_of(p) == TASK_TEST; }
 //! [task-split]
+
+const char *task_split_name(task_split split) {
+    static const char *const names[TASK_N_SPLITS] = {"pretrain_train", "test",     "pretrain_test",
+                                                     "sft_train",      "sft_test", "rl_train"};
+    return (unsigned)split < TASK_N_SPLITS ? names[split] : "?";
+}
 
 //! [task-sample]
 /* A number with a digit count uniform in [lo, hi], then uniform among the
@@ -181,6 +203,30 @@ void task_sample(ts_rng *rng, const task_config *cfg, task_problem *p) {
 }
 //! [task-sample]
 
+int task_difficulty(const task_problem *p) { return task_num_digits(p->a > p->b ? p->a : p->b); }
+
+//! [task-sample-difficulty]
+/* Difficulty d: the longer operand has exactly d digits, the other one any
+ * digit count up to d. Add's operands come in either order; sub puts the
+ * larger first; mul multiplies a d-digit number by one digit 2..9. */
+void task_sample_difficulty(ts_rng *rng, unsigned ops, int digits, task_problem *p) {
+    int enabled[TASK_N_OPS], n_enabled = 0;
+    for (int k = 0; k < TASK_N_OPS; k++)
+        if (ops & TASK_OP_BIT(k)) enabled[n_enabled++] = k;
+    p->op = (task_op)enabled[ts_rng_below(rng, (uint64_t)n_enabled)];
+    uint64_t longer = sample_operand(rng, digits, digits);
+    if (p->op == TASK_MUL) {
+        p->a = longer;
+        p->b = 2 + ts_rng_below(rng, 8);
+        return;
+    }
+    uint64_t other = sample_operand(rng, 1, digits);
+    int swap = p->op == TASK_SUB ? other > longer : (int)ts_rng_below(rng, 2);
+    p->a = swap ? other : longer;
+    p->b = swap ? longer : other;
+}
+//! [task-sample-difficulty]
+
 /* Open-addressing set of problems, to keep each split free of duplicates. */
 typedef struct {
     task_problem *slots;
@@ -201,9 +247,25 @@ static int problem_set_insert(problem_set *s, const task_problem *p) {
     return 1;
 }
 
-ts_status task_generate(const task_config *cfg, uint64_t seed, task_split split, size_t n, task_problem *out) {
-    ts_status st = task_config_check(cfg);
-    if (st) return st;
+/* How a generator draws one problem: from a task_config, or at one difficulty
+ * (lo == hi), or at a difficulty uniform in lo..hi. */
+typedef struct {
+    const task_config *cfg; /* non-NULL: task_sample */
+    unsigned ops;
+    int lo, hi;
+} sampler;
+
+static void sampler_draw(const sampler *s, ts_rng *rng, task_problem *p) {
+    if (s->cfg) {
+        task_sample(rng, s->cfg, p);
+        return;
+    }
+    int d = s->lo + (int)ts_rng_below(rng, (uint64_t)(s->hi - s->lo + 1));
+    task_sample_difficulty(rng, s->ops, d, p);
+}
+
+/* n distinct problems of one split, drawn from rng. */
+static ts_status generate(const sampler *smp, ts_rng *rng, task_split split, size_t n, task_problem *out) {
     if (n == 0) return TS_OK;
     problem_set set = {0};
     set.cap = 16;
@@ -215,26 +277,55 @@ ts_status task_generate(const task_config *cfg, uint64_t seed, task_split split,
         free(set.used);
         return TS_ERR_NOMEM;
     }
-    /* Separate sub-streams per split: the test set does not depend on n_train. */
-    ts_rng rng;
-    ts_rng_seed(&rng, seed ^ (0x5eed5eed5eedULL * (uint64_t)(split + 1)), TS_STREAM_DATA);
     size_t have = 0, draws = 0, max_draws = 1000000 + 200 * n;
     while (have < n && draws < max_draws) {
         task_problem p;
-        task_sample(&rng, cfg, &p);
+        sampler_draw(smp, rng, &p);
         draws++;
-        if (task_is_test(&p) != (split == TASK_TEST)) continue;
-        if (!problem_set_insert(&set, &p)) continue;
+        if (task_split_of(&p) != split) continue;
+        task_problem c = task_canonical(&p); /* 12+7 and 7+12 are one problem */
+        if (!problem_set_insert(&set, &c)) continue;
         out[have++] = p;
     }
     free(set.slots);
     free(set.used);
-    if (have < n)
+    if (have < n) {
+        char level[48] = "";
+        if (!smp->cfg && smp->lo == smp->hi) snprintf(level, sizeof level, " %d-digit", smp->lo);
         return ts_fail(TS_ERR_RANGE,
-                       "only %zu distinct %s problems found in %zu draws, %zu were asked for "
+                       "only %zu distinct%s %s problems found in %zu draws, %zu were asked for "
                        "(allow more digits or operations, or ask for fewer)",
-                       have, split == TASK_TEST ? "test" : "train", draws, n);
+                       have, level, split == TASK_TEST ? "test" : task_split_name(split), draws, n);
+    }
     return TS_OK;
+}
+
+/* Separate sub-streams per split (and difficulty): the test set does not
+ * depend on how many training problems are asked for. */
+static void split_stream(ts_rng *rng, uint64_t seed, task_split split, int digits) {
+    uint64_t sub = 0x5eed5eed5eedULL * (uint64_t)(split + 1);
+    if (digits) sub = mix64(sub ^ (uint64_t)digits);
+    ts_rng_seed(rng, seed ^ sub, TS_STREAM_DATA);
+}
+
+ts_status task_generate(const task_config *cfg, uint64_t seed, task_split split, size_t n, task_problem *out) {
+    ts_status st = task_config_check(cfg);
+    if (st) return st;
+    sampler smp = {cfg, 0, 0, 0};
+    ts_rng rng;
+    split_stream(&rng, seed, split, 0);
+    return generate(&smp, &rng, split, n, out);
+}
+
+ts_status task_generate_difficulty(unsigned ops, int digits, uint64_t seed, task_split split, size_t n,
+                                   task_problem *out) {
+    task_config cfg = {ops, digits, digits};
+    ts_status st = task_config_check(&cfg);
+    if (st) return st;
+    sampler smp = {NULL, ops, digits, digits};
+    ts_rng rng;
+    split_stream(&rng, seed, split, digits);
+    return generate(&smp, &rng, split, n, out);
 }
 
 /* ---- scratchpads ----------------------------------------------------------- */
@@ -307,6 +398,140 @@ void task_render(const task_problem *p, task_text *t) {
 }
 //! [task-render]
 
+/* ---- the pretraining text: the same problems in plain forms ------------------ */
+
+static const char *const column_names[] = {"ones",          "tens",         "hundreds",
+                                           "thousands",     "ten thousands", "hundred thousands",
+                                           "millions",      "ten millions",  "hundred millions"};
+
+static void prose_column(text_out *o, int col) {
+    int n_named = (int)(sizeof column_names / sizeof column_names[0]);
+    if (col == 0) out_printf(o, ", start with the ones: ");
+    else if (col < n_named) out_printf(o, " The %s: ", column_names[col]);
+    else out_printf(o, " The next column: ");
+}
+
+//! [task-prose]
+/* The worked column steps of the scratchpad, in words: the same digits, the
+ * same carries and borrows, the same order (least significant first). */
+static void prose_add(uint64_t a, uint64_t b, text_out *o) {
+    uint64_t r = a + b;
+    out_printf(o, "To work out %llu plus %llu", (unsigned long long)a, (unsigned long long)b);
+    int columns = task_num_digits(a > b ? a : b), carry = 0;
+    for (int col = 0; col < columns; col++, a /= 10, b /= 10) {
+        int x = (int)(a % 10), y = (int)(b % 10), sum = x + y + carry;
+        prose_column(o, col);
+        out_printf(o, "%d plus %d", x, y);
+        if (carry) out_printf(o, " plus the carried %d", carry);
+        carry = sum / 10;
+        out_printf(o, " is %d, write %d", sum, sum % 10);
+        if (carry) out_printf(o, " and carry %d", carry);
+        out_printf(o, ".");
+    }
+    if (carry) out_printf(o, " The carry %d goes in front.", carry);
+    out_printf(o, " So the sum is %llu.", (unsigned long long)r);
+}
+
+static void prose_sub(uint64_t a, uint64_t b, text_out *o) {
+    uint64_t r = a - b;
+    out_printf(o, "To work out %llu minus %llu", (unsigned long long)a, (unsigned long long)b);
+    int columns = task_num_digits(a), borrow = 0;
+    for (int col = 0; col < columns; col++, a /= 10, b /= 10) {
+        int x = (int)(a % 10), y = (int)(b % 10), next_borrow = x < y + borrow;
+        prose_column(o, col);
+        if (next_borrow) out_printf(o, "%d is too small, so borrow ten: 1%d minus %d", x, x, y);
+        else out_printf(o, "%d minus %d", x, y);
+        if (borrow) out_printf(o, " minus the borrowed 1");
+        out_printf(o, " is %d, write it.", x + 10 * next_borrow - y - borrow);
+        borrow = next_borrow;
+    }
+    out_printf(o, " So the difference is %llu.", (unsigned long long)r);
+}
+
+static void prose_mul(uint64_t a, uint64_t m, text_out *o) {
+    uint64_t r = a * m;
+    out_printf(o, "To work out %llu times %llu", (unsigned long long)a, (unsigned long long)m);
+    int columns = task_num_digits(a), carry = 0;
+    for (int col = 0; col < columns; col++, a /= 10) {
+        int x = (int)(a % 10), product = x * (int)m + carry;
+        prose_column(o, col);
+        out_printf(o, "%d times %d", x, (int)m);
+        if (carry) out_printf(o, " plus the carried %d", carry);
+        carry = product / 10;
+        out_printf(o, " is %d, write %d", product, product % 10);
+        if (carry) out_printf(o, " and carry %d", carry);
+        out_printf(o, ".");
+    }
+    if (carry) out_printf(o, " The carry %d goes in front.", carry);
+    out_printf(o, " So the product is %llu.", (unsigned long long)r);
+}
+//! [task-prose]
+
+/* Short sentences with the numbers in them. {A} and {B} are the operands (for
+ * mul {B} is the one-digit multiplier), {R} the result, {N} a name. Every
+ * template names both operands before the result and ends on the result;
+ * add's say "more", sub's "left", mul's "each". */
+static const char *const stories[TASK_N_OPS][4] = {
+    {"A shop had {A} apples and got {B} more, so it had {R}.",
+     "{N} read {A} pages on Monday and {B} more on Tuesday, {R} pages in all.",
+     "A train carried {A} people and {B} more got on, making {R}.",
+     "There were {A} birds in a tree, {B} more came, and then there were {R}."},
+    {"A farmer had {A} eggs and sold {B}, which left {R}.",
+     "{N} had {A} coins and spent {B}, so {R} were left.",
+     "A tank held {A} litres, {B} litres ran out, and {R} litres were left.",
+     "Of {A} tickets, {B} were sold and {R} are left."},
+    {"There are {B} boxes with {A} nails each, {R} nails in all.",
+     "{N} bought {B} bags with {A} beads each, {R} beads in all.",
+     "{B} trucks carry {A} bricks each, {R} bricks together.",
+     "{B} shelves hold {A} books each, {R} books in all."},
+};
+static const char *const names[8] = {"Sam", "Ana", "Lee", "Mia", "Tom", "Ravi", "Zoe", "Ben"};
+
+static void story(const task_problem *p, unsigned variant, text_out *o) {
+    const char *t = stories[p->op][variant % 4];
+    for (; *t; t++) {
+        if (t[0] == '{' && t[1] && t[2] == '}') {
+            switch (t[1]) {
+            case 'A': out_printf(o, "%llu", (unsigned long long)p->a); break;
+            case 'B': out_printf(o, "%llu", (unsigned long long)p->b); break;
+            case 'R': out_printf(o, "%llu", (unsigned long long)task_result(p)); break;
+            case 'N': out_printf(o, "%s", names[(variant / 4) % 8]); break;
+            default: break;
+            }
+            t += 2;
+        } else {
+            out_printf(o, "%c", *t);
+        }
+    }
+}
+
+size_t task_render_web(const task_problem *p, task_form form, unsigned variant, char *buf, size_t cap) {
+    text_out o = {buf, cap, 0};
+    buf[0] = '\0';
+    unsigned long long a = p->a, b = p->b, r = task_result(p);
+    char op = task_op_symbol(p->op);
+    switch (form) {
+    case TASK_FORM_EQUATION: out_printf(&o, "%llu%c%llu=%llu", a, op, b, r); break;
+    case TASK_FORM_QUESTION: out_printf(&o, "What is %llu%c%llu? %llu", a, op, b, r); break;
+    case TASK_FORM_NOTES:
+    case TASK_FORM_TAGGED: {
+        task_text t;
+        task_render(p, &t);
+        if (form == TASK_FORM_TAGGED) out_printf(&o, "%s %s", t.prompt, t.response);
+        else out_printf(&o, "%llu%c%llu: %s ; so %llu%c%llu=%llu", a, op, b, t.scratchpad, a, op, b, r);
+        break;
+    }
+    case TASK_FORM_PROSE:
+        if (p->op == TASK_ADD) prose_add(p->a, p->b, &o);
+        else if (p->op == TASK_SUB) prose_sub(p->a, p->b, &o);
+        else prose_mul(p->a, p->b, &o);
+        break;
+    case TASK_FORM_STORY: story(p, variant, &o); break;
+    default: break;
+    }
+    return o.len;
+}
+
 /* ---- checking completions (GRPO rewards) ---------------------------------- */
 
 static const char *find_bytes(const char *hay, size_t n, const char *needle) {
@@ -367,50 +592,160 @@ int task_check_answer(const char *s, size_t n, const char *reference) {
 }
 //! [task-check]
 
-/* ---- the data files --------------------------------------------------------- */
+/* ---- the world's files --------------------------------------------------------- */
 
-static ts_status write_json_line(FILE *f, const char *k1, const char *v1, const char *k2, const char *v2) {
-    cJSON *obj = cJSON_CreateObject();
-    if (!obj || !cJSON_AddStringToObject(obj, k1, v1) || !cJSON_AddStringToObject(obj, k2, v2)) {
-        cJSON_Delete(obj);
-        return ts_fail(TS_ERR_NOMEM, "out of memory building a JSON line");
+void task_world_default(task_world *w) {
+    memset(w, 0, sizeof *w);
+    w->ops = TASK_OP_BIT(TASK_ADD) | TASK_OP_BIT(TASK_SUB);
+    w->min_digits = 2;
+    w->max_digits = 5;
+    w->n_pretrain_train = 20000;
+    w->n_pretrain_test = 1000;
+    w->n_sft_train = 300;
+    w->n_sft_test = 100;
+    w->n_rl_train = 4000;
+    w->n_test = 1000;
+    static const int weights[TASK_N_FORMS] = {25, 10, 20, 25, 20, 0};
+    memcpy(w->form_weight, weights, sizeof weights);
+}
+
+ts_status task_world_check(const task_world *w) {
+    task_config c = {w->ops, w->min_digits, w->max_digits};
+    ts_status st = task_config_check(&c);
+    if (st) return st;
+    int total = 0;
+    for (int f = 0; f < TASK_N_FORMS; f++) {
+        if (w->form_weight[f] < 0)
+            return ts_fail(TS_ERR_RANGE, "task world: form weight %d is negative (%d)", f, w->form_weight[f]);
+        total += w->form_weight[f];
     }
-    char *line = cJSON_PrintUnformatted(obj);
+    if (total <= 0 && (w->n_pretrain_train || w->n_pretrain_test))
+        return ts_fail(TS_ERR_RANGE, "task world: the pretraining forms' weights sum to 0");
+    return TS_OK;
+}
+
+static ts_status json_line(FILE *f, const task_problem *p, int with_response) {
+    task_text t;
+    task_render(p, &t);
+    cJSON *obj = cJSON_CreateObject();
+    int ok = obj && cJSON_AddStringToObject(obj, "prompt", t.prompt) &&
+             (!with_response || cJSON_AddStringToObject(obj, "response", t.response)) &&
+             cJSON_AddStringToObject(obj, "answer", t.answer) &&
+             cJSON_AddNumberToObject(obj, "difficulty", task_difficulty(p));
+    char *line = ok ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
-    if (!line) return ts_fail(TS_ERR_NOMEM, "out of memory printing a JSON line");
+    if (!line) return ts_fail(TS_ERR_NOMEM, "out of memory building a JSON line");
     fputs(line, f);
     fputc('\n', f);
     cJSON_free(line);
     return TS_OK;
 }
 
-static ts_status write_split(const char *dir, const char *split_name, const task_problem *probs, size_t n,
-                             size_t *pretrain_bytes) {
-    static const char *const kinds[3] = {"pretrain_%s.txt", "sft_%s.jsonl", "rl_%s.jsonl"};
-    ts_atomic_file files[3];
-    int opened = 0;
+//! [task-world]
+/* Pretraining text: problems of every difficulty 1..max_digits, each in one
+ * form drawn by the weights from a stream of its own (so the problems do not
+ * depend on the forms). */
+static ts_status pretrain_problems(const task_world *w, uint64_t seed, task_split split, size_t n,
+                                   task_problem *out) {
+    sampler smp = {NULL, w->ops, 1, w->max_digits};
+    ts_rng rng;
+    split_stream(&rng, seed, split, 0);
+    return generate(&smp, &rng, split, n, out);
+}
+
+/* SFT, RL and test: n problems spread evenly over min_digits..max_digits (the
+ * easiest get the remainder), each difficulty from its own stream; written
+ * either cycling through the difficulties or grouped by difficulty. */
+static ts_status leveled_problems(const task_world *w, uint64_t seed, task_split split, size_t n, int grouped,
+                                  task_problem *out) {
+    int levels = w->max_digits - w->min_digits + 1;
+    task_problem *by_level[TASK_MAX_DIGITS + 1] = {0};
+    size_t count[TASK_MAX_DIGITS + 1] = {0};
     ts_status st = TS_OK;
-    for (; opened < 3; opened++) {
-        char name[64], path[4096];
-        snprintf(name, sizeof name, kinds[opened], split_name);
-        if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+    for (int l = 0; l < levels && !st; l++) {
+        count[l] = n / (size_t)levels + ((size_t)l < n % (size_t)levels);
+        by_level[l] = ts_malloc((count[l] ? count[l] : 1) * sizeof(task_problem), "problems");
+        if (!by_level[l]) st = TS_ERR_NOMEM;
+        else st = task_generate_difficulty(w->ops, w->min_digits + l, seed, split, count[l], by_level[l]);
+    }
+    size_t k = 0;
+    if (!st && grouped) {
+        for (int l = 0; l < levels; l++)
+            for (size_t i = 0; i < count[l]; i++) out[k++] = by_level[l][i];
+    } else if (!st) {
+        for (size_t i = 0; k < n; i++)
+            for (int l = 0; l < levels; l++)
+                if (i < count[l]) out[k++] = by_level[l][i];
+    }
+    for (int l = 0; l < levels; l++) free(by_level[l]);
+    return st;
+}
+//! [task-world]
+
+static task_form draw_form(ts_rng *rng, const int *weight) {
+    int total = 0;
+    for (int f = 0; f < TASK_N_FORMS; f++) total += weight[f];
+    int r = (int)ts_rng_below(rng, (uint64_t)total), f = 0;
+    while (r >= weight[f]) r -= weight[f++];
+    return (task_form)f;
+}
+
+ts_status task_write_world(const char *dir, const task_world *w, uint64_t seed, task_world_stats *stats) {
+    ts_status st = task_world_check(w);
+    if (st) return st;
+    if ((st = ts_mkdir_p(dir))) return st;
+    static const char *const file_names[TASK_N_SPLITS] = {"pretrain_train.txt", "test.jsonl",
+                                                          "pretrain_test.txt",  "sft_train.jsonl",
+                                                          "sft_test.jsonl",     "rl_train.jsonl"};
+    const size_t n[TASK_N_SPLITS] = {w->n_pretrain_train, w->n_test * (size_t)(w->max_digits - w->min_digits + 1),
+                                     w->n_pretrain_test,  w->n_sft_train,
+                                     w->n_sft_test,       w->n_rl_train};
+    task_problem *probs[TASK_N_SPLITS] = {0};
+    for (int s = 0; s < TASK_N_SPLITS && !st; s++) {
+        probs[s] = ts_malloc((n[s] ? n[s] : 1) * sizeof(task_problem), "problems");
+        if (!probs[s]) st = TS_ERR_NOMEM;
+        else if (s == TASK_TRAIN || s == TASK_PRETRAIN_TEST) st = pretrain_problems(w, seed, (task_split)s, n[s], probs[s]);
+        else if (s == TASK_TEST) st = leveled_problems(w, seed, TASK_TEST, n[s], 1, probs[s]);
+        else st = leveled_problems(w, seed, (task_split)s, n[s], 0, probs[s]);
+    }
+    if (stats) memset(stats, 0, sizeof *stats);
+    ts_atomic_file files[TASK_N_SPLITS];
+    int opened = 0;
+    for (; opened < TASK_N_SPLITS && !st; opened++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, file_names[opened]) >= (int)sizeof path) {
             st = ts_fail(TS_ERR_ARG, "%s: path too long", dir);
             break;
         }
         st = ts_atomic_open(&files[opened], path);
         if (st) break;
     }
-    for (size_t i = 0; i < n && !st; i++) {
-        task_text t;
-        task_render(&probs[i], &t);
-        fprintf(files[0].f, "%s %s\n", t.prompt, t.response);
-        st = write_json_line(files[1].f, "prompt", t.prompt, "response", t.response);
-        if (!st) st = write_json_line(files[2].f, "prompt", t.prompt, "answer", t.answer);
+    char *line = st ? NULL : ts_malloc(TASK_WEB_MAX, "a line of text");
+    if (!st && !line) st = TS_ERR_NOMEM;
+    for (int s = 0; s < TASK_N_SPLITS && !st; s++) {
+        ts_rng form_rng;
+        ts_rng_seed(&form_rng, seed ^ (0xf0f3ULL * (uint64_t)(s + 1)), TS_STREAM_DATA);
+        for (size_t i = 0; i < n[s] && !st; i++) {
+            const task_problem *p = &probs[s][i];
+            if (s == TASK_TRAIN || s == TASK_PRETRAIN_TEST) {
+                task_form form = draw_form(&form_rng, w->form_weight);
+                unsigned variant = (unsigned)ts_rng_below(&form_rng, 32);
+                task_render_web(p, form, variant, line, TASK_WEB_MAX);
+                fputs(line, files[s].f);
+                fputc('\n', files[s].f);
+                if (stats && s == TASK_TRAIN) stats->per_form[form]++;
+            } else {
+                st = json_line(files[s].f, p, s == TASK_SFT_TRAIN || s == TASK_SFT_TEST);
+            }
+            if (stats) stats->per_difficulty[s][task_difficulty(p)]++;
+        }
+        if (stats) {
+            stats->lines[s] = n[s];
+            long pos = ftell(files[s].f);
+            stats->bytes[s] = pos > 0 ? (size_t)pos : 0;
+        }
     }
-    if (!st && pretrain_bytes) {
-        long pos = ftell(files[0].f);
-        *pretrain_bytes = pos > 0 ? (size_t)pos : 0;
-    }
+    free(line);
     for (int k = 0; k < opened; k++) {
         if (st) {
             ts_atomic_abort(&files[k]);
@@ -421,30 +756,6 @@ static ts_status write_split(const char *dir, const char *split_name, const task
             if (st) break;
         }
     }
-    return st;
-}
-
-ts_status task_write_datasets(const char *dir, const task_config *cfg, uint64_t seed, size_t n_train,
-                              size_t n_test, task_dataset_stats *stats) {
-    ts_status st = task_config_check(cfg);
-    if (st) return st;
-    if ((st = ts_mkdir_p(dir))) return st;
-    task_problem *train = ts_malloc((n_train ? n_train : 1) * sizeof *train, "training problems");
-    task_problem *test = ts_malloc((n_test ? n_test : 1) * sizeof *test, "test problems");
-    if (!train || !test) st = TS_ERR_NOMEM;
-    if (!st) st = task_generate(cfg, seed, TASK_TRAIN, n_train, train);
-    if (!st) st = task_generate(cfg, seed, TASK_TEST, n_test, test);
-    size_t bytes = 0;
-    if (!st) st = write_split(dir, "train", train, n_train, &bytes);
-    if (!st) st = write_split(dir, "test", test, n_test, NULL);
-    if (!st && stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->n_train = n_train;
-        stats->n_test = n_test;
-        stats->bytes_pretrain_train = bytes;
-        for (size_t i = 0; i < n_train; i++) stats->n_per_op[train[i].op]++;
-    }
-    free(train);
-    free(test);
+    for (int s = 0; s < TASK_N_SPLITS; s++) free(probs[s]);
     return st;
 }

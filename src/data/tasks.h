@@ -32,11 +32,36 @@
  * digit). For mul the first operand does the same and the multiplier is one
  * digit in 2..9. `--min-digits D --digits D` gives exactly D digits.
  *
- * Train/test split: a problem is in the test split iff a fixed hash of its
- * canonical form (operation, operands; a+b and b+a are one problem) falls in
- * the lowest TASK_TEST_PERMILLE per mille. The split is therefore a property of
- * the problem, independent of the seed and of the sampling order, and a test
- * problem can never leak into any training set made with any seed.
+ * Difficulty of a problem: the number of digits of its longer operand
+ * (task_difficulty). The world's SFT, RL and test files hold difficulties
+ * --min-digits..--digits (default 2..5; one-digit problems are too few to
+ * test on), the pretraining text 1..--digits.
+ *
+ * The split: which file a problem may appear in is decided by a fixed hash of
+ * its canonical form (operation, operands; a+b and b+a are one problem),
+ * per mille, and nothing else:
+ *
+ * | hash % 1000 | split              | file                  |
+ * |-------------|--------------------|-----------------------|
+ * |   0 .. 199  | TASK_TEST          | test.jsonl            |
+ * | 200 .. 249  | TASK_PRETRAIN_TEST | pretrain_test.txt     |
+ * | 250 .. 289  | TASK_SFT_TRAIN     | sft_train.jsonl       |
+ * | 290 .. 309  | TASK_SFT_TEST      | sft_test.jsonl        |
+ * | 310 .. 499  | TASK_RL_TRAIN      | rl_train.jsonl        |
+ * | 500 .. 999  | TASK_TRAIN         | pretrain_train.txt    |
+ *
+ * So no two files can share a problem, whatever the seed or the sizes asked
+ * for, and a test problem can never leak into any training set made with any
+ * seed.
+ *
+ * The world (task_write_world) is DeepSeek-R1's story in miniature: the
+ * pretraining text is "the web" of this world, arithmetic written out in
+ * several plain forms (task_form: bare equations, questions with their answer,
+ * worked column steps in the scratchpad's own notation, the same steps in
+ * prose, numbers in short sentences) and, by default, never the
+ * think/answer format nor a chat template; the SFT set is a small cold start
+ * in the R1 format; the RL prompts carry only a checkable answer; the test
+ * set is never trained on.
  */
 #ifndef TS_TASKS_H
 #define TS_TASKS_H
@@ -57,7 +82,7 @@ typedef enum { TASK_ADD = 0, TASK_SUB = 1, TASK_MUL = 2, TASK_N_OPS = 3 } task_o
 #define TASK_MAX_DIGITS 18
 
 /** Test split size in per mille of all problems (by hash). */
-#define TASK_TEST_PERMILLE 100
+#define TASK_TEST_PERMILLE 200
 
 /** Size of task_text::prompt (enough for TASK_MAX_DIGITS). */
 #define TASK_PROMPT_MAX 64
@@ -68,8 +93,30 @@ typedef enum { TASK_ADD = 0, TASK_SUB = 1, TASK_MUL = 2, TASK_N_OPS = 3 } task_o
 /** Size of task_text::response. */
 #define TASK_RESPONSE_MAX 720
 
-/** Which split a problem belongs to. */
-typedef enum { TASK_TRAIN = 0, TASK_TEST = 1 } task_split;
+/** Which split a problem belongs to (the table above): each split feeds one file. */
+typedef enum {
+    TASK_TRAIN = 0,         /**< pretraining text (pretrain_train.txt) */
+    TASK_TEST = 1,          /**< the held-out test set (test.jsonl) */
+    TASK_PRETRAIN_TEST = 2, /**< held-out pretraining text (pretrain_test.txt) */
+    TASK_SFT_TRAIN = 3,     /**< cold-start SFT pairs (sft_train.jsonl) */
+    TASK_SFT_TEST = 4,      /**< held-out SFT pairs (sft_test.jsonl) */
+    TASK_RL_TRAIN = 5,      /**< RL prompts (rl_train.jsonl) */
+    TASK_N_SPLITS = 6
+} task_split;
+
+/** Size of a pretraining line (task_render_web) for any TASK_MAX_DIGITS problem. */
+#define TASK_WEB_MAX 2048
+
+/** The plain-text forms a problem takes in the pretraining text (task_render_web). */
+typedef enum {
+    TASK_FORM_EQUATION = 0, /**< "347+28=375" */
+    TASK_FORM_QUESTION = 1, /**< "What is 347+28? 375" */
+    TASK_FORM_NOTES = 2,    /**< "347+28: 7+8=15 carry 1 ; 4+2+1=7 carry 0 ; 3+0=3 carry 0 ; so 347+28=375" */
+    TASK_FORM_PROSE = 3,    /**< "To work out 347 plus 28, start with the ones: 7 plus 8 is 15, ..." */
+    TASK_FORM_STORY = 4,    /**< "A shop had 347 apples and got 28 more, so it had 375." */
+    TASK_FORM_TAGGED = 5,   /**< the question, a space, then the SFT response (the R1 think/answer format; off by default) */
+    TASK_N_FORMS = 6
+} task_form;
 
 /** What to generate. */
 typedef struct {
@@ -119,8 +166,25 @@ task_problem task_canonical(const task_problem *p);
 /** @brief Fixed 64-bit hash of the canonical problem (no seed involved). */
 uint64_t task_hash(const task_problem *p);
 
-/** @brief 1 if the problem belongs to the test split, 0 for train. */
+/** @brief The split the problem belongs to: the hash table in the file comment. */
+task_split task_split_of(const task_problem *p);
+
+/** @brief 1 if the problem belongs to the test split, 0 otherwise. */
 int task_is_test(const task_problem *p);
+
+/** @brief Name of a split: "pretrain_train", "test", "pretrain_test", "sft_train", "sft_test", "rl_train". */
+const char *task_split_name(task_split split);
+
+/** @brief Difficulty: the number of digits of the longer operand. */
+int task_difficulty(const task_problem *p);
+
+/**
+ * @brief Draw one problem of difficulty @p digits from the enabled @p ops: the
+ * longer operand has exactly that many digits, the other a digit count uniform
+ * in 1..digits (mul: a one-digit multiplier 2..9); the order of add's operands
+ * is random, sub puts the larger first.
+ */
+void task_sample_difficulty(ts_rng *rng, unsigned ops, int digits, task_problem *p);
 
 /** @brief Draw one problem from the config's distribution (either split). */
 void task_sample(ts_rng *rng, const task_config *cfg, task_problem *p);
@@ -133,8 +197,25 @@ void task_sample(ts_rng *rng, const task_config *cfg, task_problem *p);
  */
 ts_status task_generate(const task_config *cfg, uint64_t seed, task_split split, size_t n, task_problem *out);
 
+/**
+ * @brief Like task_generate, at one difficulty (task_sample_difficulty), from
+ * its own sub-stream of @p seed: the problems of one difficulty do not change
+ * when another difficulty is asked for more or fewer.
+ */
+ts_status task_generate_difficulty(unsigned ops, int digits, uint64_t seed, task_split split, size_t n,
+                                   task_problem *out);
+
 /** @brief Render prompt, scratchpad, answer and response. */
 void task_render(const task_problem *p, task_text *t);
+
+/**
+ * @brief One line of pretraining text (no newline) in @p form into @p buf
+ * (TASK_WEB_MAX bytes are always enough); @p variant picks among the story
+ * templates (any value; ignored by the other forms). Every form names the two
+ * operands before the result, and the result is the last number on the line.
+ * Returns the length.
+ */
+size_t task_render_web(const task_problem *p, task_form form, unsigned variant, char *buf, size_t cap);
 
 /** @brief Write the answer (decimal, no leading zeros) into buf; returns its length. */
 size_t task_answer(const task_problem *p, char *buf, size_t cap);
@@ -160,23 +241,49 @@ int task_extract_answer(const char *completion, size_t len, char *out, size_t ca
  */
 int task_check_answer(const char *completion, size_t len, const char *reference);
 
-/** Counts reported by task_write_datasets(). */
+/** What task_write_world() writes: sizes, difficulties and the share of each pretraining form. */
 typedef struct {
-    size_t n_train;               /**< training problems */
-    size_t n_test;                /**< test problems */
-    size_t bytes_pretrain_train;  /**< size of pretrain_train.txt */
-    size_t n_per_op[TASK_N_OPS];  /**< training problems per operation */
-} task_dataset_stats;
+    unsigned ops;               /**< TASK_OP_BIT mask of enabled operations */
+    int min_digits;             /**< easiest difficulty in SFT, RL and test (>= 1) */
+    int max_digits;             /**< hardest difficulty everywhere (<= TASK_MAX_DIGITS) */
+    size_t n_pretrain_train;    /**< lines of pretraining text, one problem each */
+    size_t n_pretrain_test;     /**< lines of held-out pretraining text */
+    size_t n_sft_train;         /**< cold-start SFT pairs */
+    size_t n_sft_test;          /**< held-out SFT pairs */
+    size_t n_rl_train;          /**< RL prompts (spread evenly over the difficulties) */
+    size_t n_test;              /**< test problems per difficulty */
+    int form_weight[TASK_N_FORMS]; /**< relative share of each form in the pretraining text */
+} task_world;
+
+/** Counts reported by task_write_world(). */
+typedef struct {
+    size_t lines[TASK_N_SPLITS];                       /**< lines written per split's file */
+    size_t bytes[TASK_N_SPLITS];                       /**< bytes written per split's file */
+    size_t per_difficulty[TASK_N_SPLITS][TASK_MAX_DIGITS + 1]; /**< problems per split and difficulty */
+    size_t per_form[TASK_N_FORMS];                     /**< pretrain_train.txt lines per form */
+} task_world_stats;
 
 /**
- * @brief Write the three products for both splits into folder @p dir (created
- * if missing), each file atomically:
- *  - pretrain_{train,test}.txt: one problem per line, `PROMPT RESPONSE`
- *  - sft_{train,test}.jsonl: {"prompt": ..., "response": ...}
- *  - rl_{train,test}.jsonl: {"prompt": ..., "answer": ...}
- * The three products of a split hold the same problems in the same order.
+ * @brief Defaults: add and sub; difficulties 2..5; 20000 + 1000 lines of
+ * pretraining text (forms equation 25, question 10, notes 20, prose 25,
+ * story 20, tagged 0: the think/answer format is absent); 300 + 100 SFT
+ * pairs; 4000 RL prompts; 1000 test problems per difficulty.
  */
-ts_status task_write_datasets(const char *dir, const task_config *cfg, uint64_t seed, size_t n_train,
-                              size_t n_test, task_dataset_stats *stats);
+void task_world_default(task_world *w);
+
+/** @brief Check a world; TS_ERR_RANGE naming the field when it is out of range. */
+ts_status task_world_check(const task_world *w);
+
+/**
+ * @brief Write the world into folder @p dir (created if missing), each file
+ * atomically, deterministically from @p seed:
+ *  - pretrain_{train,test}.txt: one problem per line in one of the forms
+ *  - sft_{train,test}.jsonl: {"prompt", "response", "answer", "difficulty"}
+ *  - rl_train.jsonl: {"prompt", "answer", "difficulty"}
+ *  - test.jsonl: {"prompt", "answer", "difficulty"}, grouped by difficulty, easiest first
+ * Prompts are the raw question (`What is 347+28?`); templates are the SFT
+ * code's business. SFT and RL files cycle through the difficulties.
+ */
+ts_status task_write_world(const char *dir, const task_world *w, uint64_t seed, task_world_stats *stats);
 
 #endif
