@@ -9,7 +9,7 @@
 # Quiet and fast when everything is present: it only asks dpkg.
 set -euo pipefail
 
-base=(build-essential pkg-config libcmocka-dev libcjson-dev libopenblas-dev libopenblas-openmp-dev gnuplot-nox doxygen graphviz python3)
+base=(build-essential pkg-config libcmocka-dev libcjson-dev libopenblas-dev libopenblas-openmp-dev gnuplot-nox doxygen graphviz python3 python3-jinja2)
 extra=()
 for what in "$@"; do
   case "$what" in

@@ -57,6 +57,9 @@ int cmd_info(int argc, char **argv);      /**< parameter counts and KV-cache siz
 int cmd_convert_gqa(int argc, char **argv);  /**< mean-pool key/value heads into a GQA/MQA checkpoint (chapter 3) */
 int cmd_bench_decode(int argc, char **argv); /**< decode tokens/s against context length, as CSV (chapter 3) */
 int cmd_eval(int argc, char **argv);         /**< held-out loss at a context length, optionally with YaRN (chapter 4) */
+int cmd_sft(int argc, char **argv);          /**< supervised fine-tuning, loss on the response tokens (chapter 7) */
+int cmd_evaluate(int argc, char **argv);     /**< pass\@k, maj\@k, format rate by difficulty (chapter 7) */
+int cmd_rejection_sample(int argc, char **argv); /**< right, clean samples as SFT pairs (chapter 7) */
 int cmd_dump(int argc, char **argv);      /**< random checkpoint, batch, logits, gradients, AdamW steps, for the PyTorch twin */
 int cmd_bench(int argc, char **argv);     /**< training, prefill and generation speed, peak memory */
 

@@ -25,6 +25,9 @@ static const command commands[] = {
     {"convert-gqa", cmd_convert_gqa, "mean-pool a checkpoint's key/value heads into fewer (chapter 3)"},
     {"bench-decode", cmd_bench_decode, "KV-cache decode tokens/s as the context grows, as CSV (chapter 3)"},
     {"eval", cmd_eval, "held-out loss at a context length, with or without YaRN (chapter 4)"},
+    {"sft", cmd_sft, "supervised fine-tuning on templated pairs, loss on the response only (chapter 7)"},
+    {"evaluate", cmd_evaluate, "pass@1, pass@k, maj@k, format rate by difficulty, as CSV/JSON (chapter 7)"},
+    {"rejection-sample", cmd_rejection_sample, "keep a model's right, clean samples as SFT pairs (chapter 7)"},
     {"dump-grads", cmd_dump, "logits, loss, gradients and AdamW steps of a random model, for the PyTorch twin"},
     {"bench", cmd_bench, "training, prefill and generation tokens/s, GFLOP/s, peak memory"},
 };

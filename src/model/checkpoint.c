@@ -12,13 +12,26 @@
 #include "io/safetensors.h"
 #include "io/savedir.h"
 #include "io/trainstate.h"
+#include "data/chat.h"
 #include "model/gqa.h"
 
 static void join(char *out, size_t cap, const char *dir, const char *file) {
     snprintf(out, cap, "%s/%s", dir, file);
 }
 
-const char *const ts_checkpoint_files[] = {"config.json", "model.safetensors", "tokenizer.json", TS_TRAINSTATE_FILE, NULL};
+const char *const ts_checkpoint_files[] = {"config.json",           "model.safetensors", "tokenizer.json",
+                                           "tokenizer_config.json", TS_TRAINSTATE_FILE,  NULL};
+
+/* tokenizer_config.json beside tokenizer.json: the special tokens and the chat
+ * templates (data/chat.h) in Jinja, so other tools render prompts as tinyseek does. */
+static ts_status write_tokenizer_config(const char *dir) {
+    char path[4096], *text = NULL;
+    join(path, sizeof path, dir, "tokenizer_config.json");
+    ts_status st = ts_chat_tokenizer_config(&text);
+    if (!st) st = ts_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return st;
+}
 
 ts_status ts_checkpoint_write(const ts_model *m, const char *dir, const char *tokenizer_json) {
     char path[4096];
@@ -30,6 +43,7 @@ ts_status ts_checkpoint_write(const ts_model *m, const char *dir, const char *to
     if ((st = ts_safetensors_save(&m->params, path, "{\"format\": \"pt\", \"producer\": \"tinyseek\"}"))) return st;
     ts_savedir_test_point("model");
     if (tokenizer_json) {
+        if ((st = write_tokenizer_config(dir))) return st;
         join(path, sizeof path, dir, "tokenizer.json");
         if (strcmp(tokenizer_json, path) == 0) return TS_OK; /* already in place */
         char *text = NULL;

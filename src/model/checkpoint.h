@@ -14,14 +14,15 @@ extern const char *const ts_checkpoint_files[];
 /**
  * @brief Save @p dir as a unit (see io/savedir.h): config.json,
  * model.safetensors and, if @p tokenizer_json is non-NULL, a copy of it as
- * tokenizer.json, written into a fresh folder that then replaces @p dir in
+ * tokenizer.json with tokenizer_config.json beside it (special tokens and the
+ * chat templates of data/chat.h as Jinja `chat_template`s), written into a fresh folder that then replaces @p dir in
  * one step (created if needed). Other files in @p dir are kept.
  */
 ts_status ts_checkpoint_save(const ts_model *m, const char *dir, const char *tokenizer_json);
 
 /**
- * @brief Write config.json, model.safetensors and tokenizer.json (if
- * @p tokenizer_json is non-NULL) into @p dir, each atomically, one after
+ * @brief Write config.json, model.safetensors and tokenizer.json +
+ * tokenizer_config.json (if @p tokenizer_json is non-NULL) into @p dir, each atomically, one after
  * another: the building block of a save that adds more files to the unit
  * (the training loop adds its training state; see ts_savedir_begin()).
  */

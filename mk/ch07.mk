@@ -1,0 +1,28 @@
+# Chapter 7: supervised fine-tuning. For 3 seeds: pretrain a base model with
+# chapter 5's architecture (MLA + DeepSeekMoE, configs/ch07-base.json) on the
+# pretraining corpus, cold-start SFT it, one round of rejection sampling + SFT;
+# evaluate the three (base with the R1-Zero prompt). Writes runs/ch07/ (per-seed
+# checkpoints and evaluation CSV/JSON, results.csv, by_difficulty.csv,
+# passk.csv, run.csv, summary.txt) and draws figures/ch07-*.png.
+# Sizes: CH07_PRETRAIN_STEPS, CH07_SFT_STEPS, CH07_RS_PROMPTS and CH07_EVAL_PROBLEMS
+# (per difficulty), CH07_RS_SAMPLES, CH07_EVAL_SAMPLES, CH07_MAX_NEW, CH07_TEMPERATURE
+# (of the samples, 0.6 as DeepSeek-R1 evaluates).
+CHAPTERS += ch7
+CH07 := runs/ch07
+CH07_PRETRAIN_STEPS ?= 1500
+CH07_SFT_STEPS ?= 300
+CH07_RS_PROMPTS ?= 50
+CH07_RS_SAMPLES ?= 8
+CH07_EVAL_PROBLEMS ?= 50
+CH07_EVAL_SAMPLES ?= 8
+CH07_MAX_NEW ?= 96
+CH07_TEMPERATURE ?= 0.6
+
+.PHONY: ch7
+ch7: $(CLI_BIN)
+	@test -f runs/ch01/tokenizer.json -a -f runs/ch01/data/sft_train.jsonl || $(MAKE) --no-print-directory ch1
+	@rm -rf $(CH07)
+	@PRETRAIN_STEPS=$(CH07_PRETRAIN_STEPS) SFT_STEPS=$(CH07_SFT_STEPS) RS_PROMPTS=$(CH07_RS_PROMPTS) \
+	  RS_SAMPLES=$(CH07_RS_SAMPLES) EVAL_PROBLEMS=$(CH07_EVAL_PROBLEMS) EVAL_SAMPLES=$(CH07_EVAL_SAMPLES) \
+	  MAX_NEW=$(CH07_MAX_NEW) TEMPERATURE=$(CH07_TEMPERATURE) bash scripts/ch07-runs.sh $(TS) $(CH07)
+	@bash scripts/figures.sh $(sort $(wildcard figures/ch07-*.gp))

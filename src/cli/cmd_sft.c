@@ -1,0 +1,143 @@
+/**
+ * @file cmd_sft.c
+ * @brief `tinyseek sft`: supervised fine-tuning of a checkpoint on templated
+ *        (prompt, response) pairs, loss on the response tokens only (chapter 7).
+ *
+ * Exit status: 0 done; 2 bad input (one line naming the file, field or flag);
+ * 3 the training diverged (see `tinyseek pretrain`).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "data/bpe.h"
+#include "model/checkpoint.h"
+#include "train/sft.h"
+
+static int exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int cmd_sft(int argc, char **argv) {
+    ts_train_opts o = ts_train_opts_default();
+    o.batch_size = 16;
+    o.steps = 200;
+    o.warmup = 10;
+    o.lr = 1e-3f;
+    o.min_lr = 1e-4f;
+    o.eval_every = 50;
+    const char *init = NULL, *data = NULL, *train_path = NULL, *test_path = NULL, *out = NULL, *metrics = NULL,
+               *tmpl_name = "r1";
+    int threads = 0, resume = 0, quiet = 0, eval_pairs = 200;
+    float wd = o.adamw.weight_decay;
+    cli_opt opts[] = {
+        {"init", OPT_STR, &init, "checkpoint folder to start from (config.json, model.safetensors, tokenizer.json)", 1, 0},
+        {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses sft_train.jsonl / sft_test.jsonl)", 1, 0},
+        {"train", OPT_STR, &train_path, "JSONL of {\"prompt\", \"response\"} pairs instead of --data", 1, 0},
+        {"test", OPT_STR, &test_path, "JSONL of held-out pairs (default: --data's sft_test.jsonl)", 1, 0},
+        {"template", OPT_STR, &tmpl_name, "chat template: r1 or r1-zero", 1, 0},
+        {"out", OPT_STR, &out, "checkpoint folder to write", 1, 0},
+        {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
+        {"steps", OPT_LONG, &o.steps, "optimizer steps", 1, 1e9},
+        {"batch", OPT_INT, &o.batch_size, "pairs per step (B)", 1, 4096},
+        {"lr", OPT_FLOAT, &o.lr, "peak learning rate", 0, 10},
+        {"min-lr", OPT_FLOAT, &o.min_lr, "final learning rate (cosine)", 0, 10},
+        {"warmup", OPT_LONG, &o.warmup, "linear warmup steps", 0, 1e9},
+        {"clip", OPT_FLOAT, &o.grad_clip, "global gradient-norm clip (0 = off)", 0, 1e9},
+        {"wd", OPT_FLOAT, &wd, "AdamW weight decay", 0, 10},
+        {"eval-every", OPT_LONG, &o.eval_every, "held-out evaluation period (steps)", 0, 1e9},
+        {"eval-pairs", OPT_INT, &eval_pairs, "held-out pairs per evaluation (0 = all)", 0, 1 << 30},
+        {"save-every", OPT_LONG, &o.save_every, "checkpoint period (steps, 0 = at the end)", 0, 1e9},
+        {"seed", OPT_U64, &o.seed, "data-order seed", 1, 0},
+        {"threads", OPT_INT, &threads, "threads (0 = OMP_NUM_THREADS or all cores)", 0, 1024},
+        {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
+        {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
+        {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
+    };
+    int rc = cli_parse("sft",
+                       "--init MODEL_DIR (--data DIR | --train F [--test F]) --out DIR [flags]\n"
+                       "exit status: 0 done, 2 bad input, 3 diverged (a loss or gradient became nan/inf)",
+                       argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    ts_set_num_threads(threads);
+    o.adamw.weight_decay = wd;
+    o.resume = resume;
+    o.quiet = quiet;
+    ts_template tmpl;
+    if (ts_template_parse(tmpl_name, &tmpl)) return cli_lib_error();
+    if (!out) return cli_error("sft: --out is required");
+    if (!init && !resume) return cli_error("sft: --init MODEL_DIR is required (or --resume to continue a run)");
+    if (!data == !train_path) return cli_error("sft: give exactly one of --data DIR or --train FILE");
+    if (o.warmup >= o.steps && o.steps > 1) return cli_error("sft: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
+    char train_buf[4096], test_buf[4096], metrics_buf[4096], tok_path[4096];
+    if (data) {
+        snprintf(train_buf, sizeof train_buf, "%s/sft_train.jsonl", data);
+        train_path = train_buf;
+        if (!test_path) {
+            snprintf(test_buf, sizeof test_buf, "%s/sft_test.jsonl", data);
+            if (exists(test_buf)) test_path = test_buf;
+        }
+    }
+    if (!metrics) {
+        snprintf(metrics_buf, sizeof metrics_buf, "%s/metrics.csv", out);
+        metrics = metrics_buf;
+    }
+    const char *from = resume ? out : init; // the config and tokenizer come from where the weights do
+    snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", from);
+    o.out_dir = out;
+    o.metrics_path = metrics;
+    o.tokenizer_json = tok_path;
+
+    ts_model m;
+    if (resume) {
+        char cfg_path[4096];
+        ts_config cfg;
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", out);
+        if (ts_config_load(&cfg, cfg_path) || ts_model_create(&m, &cfg, TS_MODEL_TRAIN)) return cli_lib_error();
+    } else if (ts_checkpoint_load(&m, init, TS_MODEL_TRAIN)) {
+        return cli_lib_error();
+    }
+    bpe_tokenizer tok;
+    memset(&tok, 0, sizeof tok);
+    ts_examples train_set = {0}, test_set = {0};
+    ts_sft_data train = {0}, test = {0};
+    rc = 0;
+    if (bpe_load(&tok, tok_path) || ts_examples_load(&train_set, train_path, 1, 0) ||
+        (test_path && ts_examples_load(&test_set, test_path, 1, 0)) ||
+        ts_sft_data_build(&train, &tok, tmpl, &train_set, m.cfg.max_position_embeddings, train_path) ||
+        (test_path && ts_sft_data_build(&test, &tok, tmpl, &test_set, m.cfg.max_position_embeddings, test_path))) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    if (tok.vocab_size > m.cfg.vocab_size) {
+        rc = cli_error("sft: %s has %d tokens but the model's vocab_size is %d", tok_path, tok.vocab_size, m.cfg.vocab_size);
+        goto done;
+    }
+    if (!quiet) {
+        long resp = 0;
+        for (int i = 0; i < train.n; i++) resp += train.seq[i].n - train.seq[i].n_prompt;
+        printf("sft: %d pairs (%ld response tokens, longest pair %d tokens, template %s), %d held-out pairs, "
+               "batch %d, %ld steps, lr %g, %d threads\n",
+               train.n, resp, train.max_len, ts_template_name(tmpl), test.n, o.batch_size, o.steps, o.lr,
+               ts_num_threads());
+    }
+    ts_train_result res;
+    if (ts_sft(&m, &train, test_path ? &test : NULL, eval_pairs, &o, &res)) {
+        rc = res.diverged_step ? 3 : 2;
+        cli_lib_error();
+    } else {
+        printf("sft: %ld steps in %.1f s, final loss %.4f, held-out response loss %.4f -> %s\n", res.steps_run,
+               res.seconds, res.final_loss, res.final_val_loss, out);
+    }
+done:
+    ts_sft_data_free(&train);
+    ts_sft_data_free(&test);
+    ts_examples_free(&train_set);
+    ts_examples_free(&test_set);
+    bpe_free(&tok);
+    ts_model_free(&m);
+    return rc;
+}
