@@ -11,8 +11,9 @@
 #
 # The main model of a seed starts from the same weights in every run (the
 # module's parameters are registered, and drawn, after the main model's).
-# After training, every run answers the first 100 test problems greedily
-# (tinyseek generate --sequential: the main model alone, one prompt at a time),
+# After training, every run answers the first 25 test problems of each
+# difficulty greedily, in the form "347+28=" (tinyseek generate --sequential:
+# the main model alone, one prompt at a time),
 # scored by scripts/answer-accuracy.py; every MTP run answers them again with
 # --speculative (module 1 drafts, the main model verifies), which must print
 # the same completions, and reports its acceptance rate, main-model passes per
@@ -151,6 +152,6 @@ EOF
 {
   echo "Chapter 6: chapter 5's MoE model without (base) and with one MTP module (mtp-LAMBDA),"
   echo "$steps steps of 16 x 64 tokens, seeds: $seeds; mean and sd over the seeds"
-  echo "(accuracy: greedy, first 100 test problems; speed: tokens per CPU second, one prompt at a time, one thread)"
+  echo "(accuracy: greedy, first $per_level test problems per difficulty; speed: tokens per CPU second, one prompt at a time, one thread)"
   column -s, -t <"$out/results.csv"
 } | tee "$out/summary.txt"
