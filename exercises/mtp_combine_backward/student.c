@@ -24,6 +24,8 @@
  * src/model/mtp.c and runs its finite-difference test, then
  * tests/test_ch06_mtp.c (whole-model gradient checks with one and two modules).
  */
+#include <string.h>
+
 #include "core/ops.h"
 #include "model/mtp.h"
 
