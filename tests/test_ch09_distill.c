@@ -606,6 +606,85 @@ static void bad_input_fails_cleanly(void **state) {
     ts_model_free(&t);
 }
 
+/* ---- the command -------------------------------------------------------------- */
+
+/* A teacher checkpoint with its tokenizer, a student config and SFT pairs in
+ * tu_dir; `tinyseek distill` trains a fresh student and a checkpointed one,
+ * writes the checkpoint and metrics.csv; bad flags, a student whose tokenizer
+ * differs and a vocabulary mismatch each end with one line and exit status 2. */
+static void distill_command(void **state) {
+    (void)state;
+    bpe_tokenizer tok, other;
+    tokenizer_from(&tok, "");
+    tokenizer_from(&other, "zzzz yyyy zzzz yyyy");
+    assert_int_equal(bpe_save(&tok, tu_path("tok.json")), TS_OK);
+    assert_int_equal(bpe_save(&other, tu_path("other.json")), TS_OK);
+    ts_config ct = tiny(tok.vocab_size, 24, 2), cs = tiny(tok.vocab_size, 16, 1), cbad = tiny(tok.vocab_size + 3, 16, 1);
+    ts_model t;
+    assert_int_equal(ts_model_create(&t, &ct, TS_MODEL_FROZEN), TS_OK);
+    ts_model_init_weights(&t, 1);
+    assert_int_equal(ts_checkpoint_save(&t, tu_path("teacher"), tu_path("tok.json")), TS_OK);
+    assert_int_equal(ts_checkpoint_save(&t, tu_path("stranger"), tu_path("other.json")), TS_OK);
+    ts_model_free(&t);
+    assert_int_equal(ts_config_save(&cs, tu_path("student.json")), TS_OK);
+    assert_int_equal(ts_config_save(&cbad, tu_path("bad.json")), TS_OK);
+    char pairs[4096];
+    size_t n = 0;
+    for (int i = 0; i < 12; i++)
+        n += (size_t)snprintf(pairs + n, sizeof pairs - n,
+                              "{\"prompt\": \"What is %d+%d?\", \"response\": \"<think>%d+%d=%d</think><answer>%d</answer>\"}\n",
+                              i % 9, i % 7, i % 9, i % 7, i % 9 + i % 7, i % 9 + i % 7);
+    assert_int_equal(ts_write_file_atomic(tu_path("pairs.jsonl"), pairs, n), TS_OK);
+    char out[4096];
+    const char *base = "distill --teacher %s/teacher --train %s/pairs.jsonl --test %s/pairs.jsonl --steps 4 --batch 4 "
+                       "--warmup 1 --threads 1";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, base, tu_dir, tu_dir, tu_dir);
+    int rc = tu_run(out, sizeof out, "%s %s --config %s/student.json --out %s/s1 --alpha 0.3 --temperature 1.5", tu_cli(),
+                    cmd, tu_dir, tu_dir);
+    if (rc != 0) fail_msg("distill --config: exit %d: %s", rc, out);
+    if (getenv("KD_REPORT")) printf("%s", out);
+    assert_non_null(strstr(out, "frozen"));
+    assert_non_null(strstr(out, "no gradients or AdamW moments"));
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(ts_read_file(tu_path("s1/metrics.csv"), &text, &len), TS_OK);
+    assert_non_null(strstr(text, ",ce,kl,agree,response_tokens\n"));
+    assert_int_equal(tu_count_lines(text), 5);
+    free(text);
+    assert_true(access(tu_path("s1/model.safetensors"), F_OK) == 0 && access(tu_path("s1/tokenizer.json"), F_OK) == 0);
+    /* the student from its checkpoint, reverse KL */
+    rc = tu_run(out, sizeof out, "%s %s --init %s/s1 --out %s/s2 --reverse-kl --quiet", tu_cli(), cmd, tu_dir, tu_dir);
+    if (rc != 0) fail_msg("distill --init: exit %d: %s", rc, out);
+    assert_non_null(strstr(out, "distill: 4 steps"));
+
+    static const struct {
+        const char *flags, *want;
+    } bad[] = {
+        {"--config %s/student.json --out %s/x --alpha 1.5", "--alpha must be between 0 and 1"},
+        {"--config %s/student.json --out %s/x --temperature 0", "--temperature must be between"},
+        {"--config %s/student.json --out %s/x --reverse-kl=1", "--reverse-kl takes no value"},
+        {"--config %s/student.json --init %s/s1 --out x", "not both"},
+        {"--out %s/x", "--init DIR or --config F"},
+        {"--init %s/stranger --out %s/x", "share the tokenizer"},
+        {"--config %s/bad.json --out %s/x", "vocab_size"},
+        {"--config %s/student.json --out %s/x --kl forward", "unknown flag '--kl'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char flags[512];
+        snprintf(flags, sizeof flags, bad[i].flags, tu_dir, tu_dir);
+        rc = tu_run(out, sizeof out, "%s %s %s --quiet", tu_cli(), cmd, flags);
+        if (rc != 2 || tu_count_lines(out) != 1 || !strstr(out, bad[i].want))
+            fail_msg("'%s': exit %d, %d lines: %s (expected exit 2, one line with '%s')", flags, rc,
+                     tu_count_lines(out), out, bad[i].want);
+    }
+    rc = tu_run(out, sizeof out, "%s distill --train x.jsonl --init y --out z", tu_cli());
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "--teacher DIR is required"));
+    bpe_free(&tok);
+    bpe_free(&other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loss_matches_definition),
@@ -619,6 +698,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(distill_lowers_kl_and_resumes, tu_setup_dir, tu_teardown_dir),
         cmocka_unit_test(tokenizers_must_match),
         cmocka_unit_test(bad_input_fails_cleanly),
+        cmocka_unit_test_setup_teardown(distill_command, tu_setup_dir, tu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,7 @@ int cmd_eval(int argc, char **argv);         /**< held-out loss at a context len
 int cmd_sft(int argc, char **argv);          /**< supervised fine-tuning, loss on the response tokens (chapter 7) */
 int cmd_evaluate(int argc, char **argv);     /**< pass\@k, maj\@k, format rate by difficulty (chapter 7) */
 int cmd_rejection_sample(int argc, char **argv); /**< right, clean samples as SFT pairs (chapter 7) */
+int cmd_distill(int argc, char **argv);       /**< logit distillation of a frozen teacher into a student (chapter 9) */
 int cmd_dump(int argc, char **argv);      /**< random checkpoint, batch, logits, gradients, AdamW steps, for the PyTorch twin */
 int cmd_bench(int argc, char **argv);     /**< training, prefill and generation speed, peak memory */
 
