@@ -31,6 +31,9 @@
  *       grpo.*                         chapter 8's GRPO loss on given rollouts (dump_grpo(), at the end
  *                                      of this file): the rollouts, π_old's and π_ref's log-probs, and
  *                                      for three settings the loss, statistics and every gradient
+ *       kd.*                           chapter 9's distillation loss on given teacher logits (dump_kd(),
+ *                                      at the end of this file): the teacher's logits on the batch, and
+ *                                      for three settings the loss, its parts and every gradient
  *     and the optimizer settings as string metadata.
  *
  * The AdamW steps use ε = 1e-3 by default, not the training default 1e-8.
@@ -53,6 +56,7 @@
 #include "core/optim.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "train/distill.h"
 #include "train/grpo.h"
 #include "train/loss.h"
 #include "train/mtp_loss.h"
@@ -190,6 +194,7 @@ static int dump_mtp(dump_list *d, ts_model *m, const int *tokens, const int *tar
 }
 
 static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx);
+static int dump_kd(dump_list *d, ts_model *m, int *tokens, int *targets, int B, int T, uint64_t seed, int pidx);
 
 int cmd_dump(int argc, char **argv) {
     const char *config = NULL, *out = NULL;
@@ -286,6 +291,7 @@ int cmd_dump(int argc, char **argv) {
     if ((rc = dump_open(&d, &m, tokens, targets, B, T, &rng, pidx))) goto done;
     if (cfg.num_nextn_predict_layers > 0 && (rc = dump_mtp(&d, &m, tokens, targets, B, T, mtp_lambda, pidx))) goto done;
     if ((rc = dump_grpo(&d, &m, T, seed, pidx))) goto done;
+    if ((rc = dump_kd(&d, &m, tokens, targets, B, T, seed, pidx))) goto done;
 
     /* KV-cache decode of sequence 0, teacher-forced; MLA also with the naive (per-head) cache */
     int n_modes = m.attn == TS_ATTN_MLA ? 2 : 1;
@@ -475,5 +481,61 @@ done:
     ts_rollout_free(&r);
     free(buf);
     free(seq);
+    return rc;
+}
+
+/* ---- chapter 9: logit distillation on given teacher logits ----------------- */
+
+/* The distillation loss (src/train/distill.h) of the model as the student on
+ * the dump's batch (its ignored targets are the masked positions), under a
+ * frozen teacher of the same shape whose weights moved by
+ * 0.5·initializer_range·N(0,1), so its soft targets differ from the student's.
+ * Three settings, one gradient each: (fwd) forward KL, α 0.5, T 2; (rev)
+ * reverse KL, α 0.25, T 0.7; (soft) forward KL alone, α 0, T 3. Writes
+ * kd.teacher_logits (B·T, V) and per setting S: kd.S.settings [alpha,
+ * temperature, reverse], kd.S.loss (the loss plus the student's balance loss,
+ * as a step trains), kd.S.stats [ce, kl, agree], kd.S.grad.NAME. Returns the
+ * CLI status. */
+static int dump_kd(dump_list *d, ts_model *m, int *tokens, int *targets, int B, int T, uint64_t seed, int pidx) {
+    ts_model teacher;
+    memset(&teacher, 0, sizeof teacher);
+    ts_rng rng;
+    ts_rng_seed(&rng, seed ^ 0x6b64ULL, TS_STREAM_TEST); /* its own draws: the other dumps keep theirs */
+    int rc = 0, N = B * T, V = m->cfg.vocab_size, one = 1, three = 3;
+    ts_batch b = {.B = B, .T = T, .tokens = tokens, .targets = targets};
+    if (grpo_perturbed_copy(&teacher, m, 0.5f * m->cfg.initializer_range, &rng) ||
+        ts_model_forward_logits(&teacher, tokens, B, T)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    int shape_nv[2] = {N, V};
+    dump_add(d, "kd.teacher_logits", 2, shape_nv, teacher.logits);
+    const char *names[3] = {"fwd", "rev", "soft"};
+    const ts_kd_opts settings[3] = {{0.5f, 2.0f, 0}, {0.25f, 0.7f, 1}, {0.0f, 3.0f, 0}};
+    for (int s = 0; s < 3; s++) {
+        float loss;
+        ts_kd_result r;
+        ts_model_zero_grad(m);
+        if (ts_distill_step(m, &teacher, &b, &settings[s], &loss, &r)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        perturb(&m->params, pidx);
+        char name[64];
+        float set[3] = {settings[s].alpha, settings[s].temperature, (float)settings[s].reverse};
+        float stats[3] = {(float)r.ce, (float)r.kl, (float)r.agree};
+        snprintf(name, sizeof name, "kd.%s.settings", names[s]);
+        dump_add(d, name, 1, &three, set);
+        snprintf(name, sizeof name, "kd.%s.loss", names[s]);
+        dump_add(d, name, 1, &one, &loss);
+        snprintf(name, sizeof name, "kd.%s.stats", names[s]);
+        dump_add(d, name, 1, &three, stats);
+        snprintf(name, sizeof name, "kd.%s.grad.", names[s]);
+        dump_params(d, &m->params, m->params.grad, name);
+        printf("dump-grads: kd   %-5s loss %.6f (CE %.6f, KL %.6f, top-1 agreement %.3f)\n", names[s], loss, r.ce,
+               r.kl, r.agree);
+    }
+done:
+    ts_model_free(&teacher);
     return rc;
 }

@@ -11,7 +11,9 @@ gradients of an open-path loss (per-token weighted cross-entropy + a loss on
 the hidden state + half the balance loss), the KV-cache decode logits,
 and an AdamW run on the same batch (loss and gradient norm of each step, the
 loss after it, every weight at the end); and chapter 8's GRPO loss on given
-rollouts (three settings: loss, statistics and every gradient).
+rollouts (three settings: loss, statistics and every gradient); and chapter 9's
+distillation loss on given teacher logits (three settings, both KL directions:
+loss, its parts and every gradient).
 
 The AdamW run uses the ε that dump-grads wrote in its metadata (1e-3 by
 default, see src/cli/cmd_dump.c: with the training default 1e-8, Adam's
@@ -216,6 +218,7 @@ def main(argv):
         rep.print("AdamW trajectory and final weights:")
 
     failed += check_grpo(rep, dump, a.dir, dtype)
+    failed += check_kd(rep, dump, a.dir, dtype)
 
     if failed:
         print(f"crosscheck {a.dir}: FAILED: {len(failed)} tensor(s) beyond tolerance: {', '.join(failed[:8])}"
@@ -259,4 +262,38 @@ def check_grpo(rep, dump, folder, dtype):
         rep.failed = []
         rep.print(f"GRPO on given rollouts, {setting} ({int(P)} groups of {int(G)}, eps {eps_low:g}/{eps_high:g}, "
                   f"beta {beta:g}, clip fraction {clip_frac.item():.3f}):")
+    return failed
+
+
+def check_kd(rep, dump, folder, dtype):
+    """Chapter 9: the distillation loss on the dump's batch under the teacher logits dump-grads wrote (kd.*),
+    one fresh twin per setting: loss, its parts, the gradient of every parameter. Returns the failed names."""
+    if "kd.teacher_logits" not in dump:
+        return []
+    tokens = torch.from_numpy(dump["tokens"].astype(np.int64))
+    targets = torch.from_numpy(dump["targets"].astype(np.int64)).reshape(-1)
+    teacher = torch.from_numpy(dump["kd.teacher_logits"].astype(np.float64)).to(dtype)
+    B, T = tokens.shape
+    failed = []
+    for setting in ("fwd", "rev", "soft"):
+        if f"kd.{setting}.loss" not in dump:
+            continue
+        alpha, temperature, reverse = [float(x) for x in dump[f"kd.{setting}.settings"]]
+        model = twin.load_model(folder, dtype)
+        logits = model(tokens).reshape(B * T, -1)
+        aux = sum(block.mlp.aux_loss for block in model.main_blocks())  # the student's balance loss, weight 1
+        loss, (ce, kl, agree) = twin.kd_loss(logits, teacher, targets, alpha, temperature, bool(reverse))
+        (loss + aux).backward()
+        rep.compare(f"kd.{setting}.loss", dump[f"kd.{setting}.loss"], np.array([(loss + aux).item()]))
+        c_stats = dump[f"kd.{setting}.stats"]
+        rep.compare(f"kd.{setting}.ce", c_stats[0:1], np.array([ce.item()]))
+        rep.compare(f"kd.{setting}.kl", c_stats[1:2], np.array([kl.item()]))
+        rep.compare(f"kd.{setting}.agree", c_stats[2:3], np.array([agree.item()]))
+        for name, p in model.named_parameters():
+            g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+            rep.compare(f"kd.{setting}.grad." + name, dump[f"kd.{setting}.grad." + name], g)
+        failed += rep.failed
+        rep.failed = []
+        rep.print(f"logit distillation on given teacher logits, {setting} ({'reverse' if reverse else 'forward'} KL, "
+                  f"alpha {alpha:g}, T {temperature:g}, KL {kl.item():.4f}):")
     return failed

@@ -537,6 +537,32 @@ def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high
     return loss, stats
 
 
+# --------------------------------------------------------------------------
+# Chapter 9: the logit-distillation loss on given teacher logits (src/train/distill.h)
+# --------------------------------------------------------------------------
+
+def kd_loss(logits, teacher_logits, targets, alpha, temperature, reverse):
+    """alpha * CE(student, data) + (1 - alpha) * T^2 * KL at temperature T, over the rows whose target is not
+    IGNORE, as a PyTorch user writes it (F.cross_entropy, F.kl_div), for autograd to differentiate.
+
+    logits, teacher_logits (N,V); targets (N). Forward KL(p_teacher || p_student) (Hinton), or with reverse
+    KL(p_student || p_teacher). Returns (loss, (mean CE, mean KL before T^2, top-1 agreement))."""
+    mask = targets != IGNORE
+    zs, zt, y = logits[mask], teacher_logits[mask], targets[mask]
+    ce = F.cross_entropy(zs, y)
+    log_ps = F.log_softmax(zs / temperature, dim=-1)
+    log_pt = F.log_softmax(zt / temperature, dim=-1)
+    # F.kl_div(input, target) = sum target * (log target - input): the target is the distribution averaged over
+    if reverse:
+        kl = F.kl_div(log_pt, log_ps, log_target=True, reduction="batchmean")
+    else:
+        kl = F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean")
+    loss = alpha * ce + (1 - alpha) * temperature ** 2 * kl
+    with torch.no_grad():
+        agree = (zs.argmax(-1) == zt.argmax(-1)).to(logits.dtype).mean()
+    return loss, (ce, kl, agree)
+
+
 def main(argv):
     usage = "usage: twin.py check DIR [--dtype float64] [--tol 1e-4] | twin.py bench DIR [--threads N] ..."
     if len(argv) < 2 or argv[1] not in ("check", "bench"):
