@@ -54,8 +54,9 @@ check_book() {
   local c=$tmp/book
   mkdir -p "$c"
   # the pieces make book-check reads: the Makefile (it includes mk/), the generator, chapters,
-  # sources, the exercises (whose functions no snippet may print) and the figures (\includedoc)
-  cp -r Makefile mk scripts chapters src exercises figures book.md "$c"/
+  # sources, the exercises (whose functions no snippet may print), the figures (\includedoc)
+  # and results/ (the numbers the chapters quote)
+  cp -r Makefile mk scripts chapters src exercises figures results book.md "$c"/
   expect_pass "book: make book-check on the current chapters" make_q -C "$c" book-check
   mkdir -p "$c/src/probe"
   cat >"$c/src/probe/probe.c" <<'EOF'
