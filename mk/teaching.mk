@@ -8,6 +8,7 @@
 #                       date, has every measured number a source? scripts/book.py says how)
 #   make docs           Doxygen HTML in docs/html; fails on any warning
 #   make notebooks      executes notebooks/*.ipynb headless, quick profile
+#   make notebooks-store  the full sizes, outputs stored in notebooks/*.ipynb
 #   make gdb CH=N       gdb on the debug build, stopped in chapter N's key function
 #                       (GDB_BATCH=1: scripted, prints a transcript)
 #   make exercise EX=x  the library with exercises/x/student.c, then its tests
@@ -31,7 +32,7 @@ TS := ./$(CLI_BIN)
 # The debug build `make debug` writes (and `make gdb` uses).
 DEBUG_BUILD := build/debug$(if $(filter 0,$(BLAS)),-noblas)
 
-.PHONY: book book-md book-check book-selftest docs figures notebooks gdb gdb-prep exercise exercise-build \
+.PHONY: book book-md book-check book-selftest docs figures notebooks notebooks-store gdb gdb-prep exercise exercise-build \
         exercise-check solution check-infra chapters-list teaching-help
 
 # ---- book.md -----------------------------------------------------------------
@@ -94,6 +95,13 @@ notebooks:
 	@bash scripts/install-deps.sh notebooks
 	@$(MAKE) --no-print-directory all
 	@TINYSEEK_BUILD=$(BUILD) bash scripts/run-notebooks.sh $(NOTEBOOKS)
+
+# The full-size runs, each notebook written back to notebooks/ with its outputs (commit them):
+# a reader sees what it showed without running it. make notebooks-store NOTEBOOKS=notebooks/01-*.ipynb
+notebooks-store:
+	@bash scripts/install-deps.sh notebooks
+	@$(MAKE) --no-print-directory all
+	@TINYSEEK_BUILD=$(BUILD) bash scripts/run-notebooks.sh --store $(NOTEBOOKS)
 
 # ---- gdb --------------------------------------------------------------------------------
 # make gdb CH=1 [GDB_BATCH=1]: the table of stops is scripts/gdb/chapters.txt.

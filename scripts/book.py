@@ -4,6 +4,7 @@
     scripts/book.py                          write book.md from chapters/
     scripts/book.py --check                  exit 1 if book.md differs from a fresh build
     scripts/book.py --numbers                list the measured numbers with no source
+    scripts/book.py --resolve CHAPTER        the chapter with its placeholders replaced (Doxygen)
     scripts/book.py --chapters DIR --out FILE
 
 What it does, in filename order over DIR/*.md:
@@ -719,6 +720,27 @@ def render_chapter(chapter_path, display, root, out_dir, solutions=None, results
     return title, "\n".join(out)
 
 
+def resolve_only(chapter_path, display, root):
+    """The chapter as written, with only its placeholders replaced (for Doxygen's input
+    filter, scripts/doxygen-md.sh: Doxygen reads \\snippet itself)."""
+    with open(chapter_path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    info = prose_blocks(lines)
+    results = ResultFiles(root)
+    out = []
+    for n, line in enumerate(lines, 1):
+        where = f"{display}:{n}"
+        if info[n - 1][0]:
+            out.append(line)
+            continue
+        rows = expand_rows(line, results, where)
+        if rows is not None:
+            out.extend(rows)
+            continue
+        out.append(substitute(line, results, where)[0])
+    return "\n".join(out)
+
+
 def include_doc(root, path, where, chapter_dir, out_dir):
     """The lines of a Markdown file for \\includedoc, relative links made relative to the output file.
     Doxygen resolves PATH in EXAMPLE_PATH (the repository root), so do we."""
@@ -800,8 +822,20 @@ def main():
                     help="do not write; exit 1 if --out differs from what would be written")
     ap.add_argument("--numbers", action="store_true",
                     help="list every measured number with no source, in pending chapters too, and exit")
+    ap.add_argument("--resolve", metavar="CHAPTER",
+                    help="print CHAPTER with its placeholders replaced, nothing else changed, and exit")
     a = ap.parse_args()
     root = os.path.abspath(a.root)
+    if a.resolve:
+        try:
+            sys.stdout.write(resolve_only(a.resolve, a.resolve, root))
+        except BookError as e:
+            print(f"book: {e}", file=sys.stderr)
+            return 1
+        except OSError as e:
+            print(f"book: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 1
+        return 0
     chapters = a.chapters or os.path.join(root, "chapters")
     out = a.out or os.path.join(root, "book.md")
     unsourced = []

@@ -105,7 +105,7 @@ EOF
 check_docs() {
   local c=$tmp/docs
   mkdir -p "$c/scripts" "$c/src/core" "$c/chapters" "$c/docs" "$c/figures"
-  cp Doxyfile "$c"/; cp scripts/docs.sh scripts/doxygen-md.sed "$c/scripts/"; cp docs/mainpage.md "$c/docs/"
+  cp Doxyfile "$c"/; cp scripts/docs.sh scripts/doxygen-md.sed scripts/doxygen-md.sh scripts/book.py "$c/scripts/"; cp docs/mainpage.md "$c/docs/"
   cp src/core/common.h src/core/arena.h "$c/src/core/"
   cat >"$c/src/core/probe.c" <<'EOF'
 /** @file probe.c
