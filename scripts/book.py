@@ -76,6 +76,7 @@ tracked results/NAME/ (scripts/save-results.sh), and the chapters quote them:
   `<!-- book: numbers pending NAME ... -->`: its hand-typed numbers are listed by
   `scripts/book.py --numbers` instead of failing; once results/NAME/ exists the
   line is an error, so the chapter is converted when its first results arrive.
+  (book-md still writes book.md in both cases, then exits 1; book-check fails.)
   A rerun then only needs `make book-md`: the same placeholders take the new values.
 
 Any problem (a missing file, a missing or unclosed marker, a chapter without a
@@ -639,10 +640,12 @@ def render_chapter(chapter_path, display, root, out_dir, solutions=None, results
         p = PENDING_RE.search(line)
         if p:
             pending = p.group(1)
-            if os.path.isdir(os.path.join(root, RESULTS_DIR, pending)):
-                raise BookError(f"{display}:{n}: {RESULTS_DIR}/{pending}/ exists now, so this chapter's numbers "
-                                f"must come from it: write them as {{{{{pending}/FILE[ROW] {{column}}}}}} "
-                                f"placeholders and delete the 'numbers pending' line")
+            if os.path.isdir(os.path.join(root, RESULTS_DIR, pending)) and unsourced is not None:
+                unsourced.append((f"{display}:{n}", "!",
+                                  f"{RESULTS_DIR}/{pending}/ exists now, so this chapter's numbers must come from "
+                                  f"it: write them as {{{{{pending}/FILE[ROW] {{column}}}}}} placeholders and "
+                                  f"delete the 'numbers pending' line"))
+                pending = None
     info = prose_blocks(lines)
     table_rows = results_tables(lines, info)
     title = None
@@ -851,25 +854,10 @@ def main():
         print(f"book: warning: {w}", file=sys.stderr)
     if a.numbers:
         for where, pending, x in unsourced:
-            print(f"{where}: {x}" + (f"   (pending {RESULTS_DIR}/{pending}/)" if pending else ""))
+            print(f"{where}: {x}" + (f"   (pending {RESULTS_DIR}/{pending}/)" if pending not in (None, "!") else ""))
         return 0
-    bad = [(where, x) for where, pending, x in unsourced if not pending]
-    for where, x in bad:
-        print(f"book: {where}: '{x}' is a measured number with no source", file=sys.stderr)
-    if bad:
-        print(f"book: {len(bad)} measured number{'s' if len(bad) > 1 else ''} with no source: write each as a "
-              f"{{{{FILE[ROW] {{column}}}}}} placeholder over {RESULTS_DIR}/, or, if it is not measured by this "
-              f"book (a paper's figure, a setting), as {{{{fact ...}}}} (scripts/book.py, 'Numbers from runs')",
-              file=sys.stderr)
-        return 1
-    waiting = {}
-    for where, pending, x in unsourced:
-        waiting[pending] = waiting.get(pending, 0) + 1
-    if waiting:
-        print(f"book: note: {sum(waiting.values())} hand-typed numbers in chapters waiting for "
-              f"{', '.join(f'{RESULTS_DIR}/{p}/' for p in sorted(waiting))} (scripts/book.py --numbers)",
-              file=sys.stderr)
     rel_out = os.path.relpath(out, root) if not os.path.relpath(out, root).startswith("..") else out
+    status = 0
     if a.check:
         try:
             with open(out, encoding="utf-8") as f:
@@ -879,11 +867,38 @@ def main():
         if old != book:
             why = "it does not exist" if old is None else _first_difference(old, book)
             print(f"book: {rel_out} is stale: run make book-md ({why})", file=sys.stderr)
-            return 1
-        return 0
-    write_atomically(out, book)
-    n = book.count('<a id="ch-')
-    print(f"book: wrote {rel_out} ({n} chapter{'s' if n != 1 else ''}, {book.count(chr(10))} lines)")
+            status = 1
+    else:
+        # Written even when a number has no source (below): `make book` still leaves a
+        # readable book, and the exit status still says what is wrong.
+        write_atomically(out, book)
+        n = book.count('<a id="ch-')
+        print(f"book: wrote {rel_out} ({n} chapter{'s' if n != 1 else ''}, {book.count(chr(10))} lines)")
+    return sources_status(unsourced) or status
+
+
+def sources_status(unsourced):
+    """Report the measured numbers with no source (and expired pending lines); 1 if any."""
+    expired = [(where, x) for where, pending, x in unsourced if pending == "!"]
+    for where, x in expired:
+        print(f"book: {where}: {x}", file=sys.stderr)
+    bad = [(where, x) for where, pending, x in unsourced if not pending]
+    for where, x in bad:
+        print(f"book: {where}: '{x}' is a measured number with no source", file=sys.stderr)
+    if bad:
+        print(f"book: {len(bad)} measured number{'s' if len(bad) > 1 else ''} with no source: write each as a "
+              f"{{{{FILE[ROW] {{column}}}}}} placeholder over {RESULTS_DIR}/, or, if it is not measured by this "
+              f"book (a paper's figure, a setting), as {{{{fact ...}}}} (scripts/book.py, 'Numbers from runs')",
+              file=sys.stderr)
+    if bad or expired:
+        return 1
+    waiting = {}
+    for where, pending, x in unsourced:
+        waiting[pending] = waiting.get(pending, 0) + 1
+    if waiting:
+        print(f"book: note: {sum(waiting.values())} hand-typed numbers in chapters waiting for "
+              f"{', '.join(f'{RESULTS_DIR}/{p}/' for p in sorted(waiting))} (scripts/book.py --numbers)",
+              file=sys.stderr)
     return 0
 
 

@@ -115,7 +115,9 @@ class BookNumbers(unittest.TestCase):
         self.chapter("Intro.\n\nThe loss falls to 0.817 nats.\n")
         out = self.fails(r"chapters/01-probe.md:5: '0\.817' is a measured number with no source")
         self.assertRegex(out, r"1 measured number with no source")
-        self.assertFalse(os.path.exists(os.path.join(self.dir, "book.md")), "book.md written despite the error")
+        # book-md still writes the book (make book leaves a readable one), and --check fails too
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "book.md")), "book.md not written")
+        self.fails(r"chapters/01-probe.md:5: '0\.817' is a measured number with no source", "--check")
 
     def test_unsourced_kinds(self):
         for text, number in [("about 12% faster", "12%"), ("42/100 right", "42/100"),
@@ -200,7 +202,15 @@ class BookNumbers(unittest.TestCase):
         with open(os.path.join(self.dir, "book.md"), encoding="utf-8") as f:
             self.assertNotIn("numbers pending", f.read())
         self.write("results/ch05/params.csv", "name,params\ndense,1\n")
-        self.fails(r"chapters/05-probe.md:3: results/ch05/ exists now, so this chapter's numbers must come from it")
+        out = self.fails(r"chapters/05-probe.md:3: results/ch05/ exists now, so this chapter's numbers must come from it")
+        self.assertRegex(out, r"chapters/05-probe.md:5: '0\.817' is a measured number with no source")
+        self.fails(r"results/ch05/ exists now", "--check")
+
+    def test_resolve_for_doxygen(self):
+        self.chapter("Loss {{ch07/results.csv[model=sft] {loss}}}.\n\\snippet src/x.c name\n\n```\n{{x}}\n```\n")
+        rc, out = self.book("--resolve", os.path.join(self.dir, "chapters", "01-probe.md"))
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out, "# Probe\n\nLoss 0.95.\n\\snippet src/x.c name\n\n```\n{{x}}\n```\n")
 
 
 class SaveResults(unittest.TestCase):
