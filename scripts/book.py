@@ -584,9 +584,17 @@ def unsourced_numbers(bare, in_results_table):
 def prose_blocks(lines):
     """For each line (0-based index): (in a fenced code block, in the body of a table,
     in a block after a `<!-- book: facts -->` line)."""
-    info, fence, facts, table_start = [], None, False, None
+    info, fence, facts, table_start, comment = [], None, False, None, False
     for i, line in enumerate(lines):
         m = FENCE_RE.match(line)
+        if comment:                     # inside an HTML comment of several lines: not read
+            comment = "-->" not in line
+            info.append((False, False, True))
+            continue
+        if fence is None and "<!--" in line and "-->" not in line.rsplit("<!--", 1)[1]:
+            comment = True
+            info.append((False, False, True))
+            continue
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
                     and not line.strip()[len(m.group(1)):].strip():

@@ -159,6 +159,10 @@ class BookNumbers(unittest.TestCase):
             A share of 5.5% too.
 
             After a blank line the facts block is over.
+
+            <!-- a note to the editor
+            over several lines, 0.817 and 12%
+            -->
             """)
         book = self.built()
         self.assertNotIn("book: facts", book)
@@ -166,6 +170,8 @@ class BookNumbers(unittest.TestCase):
         self.assertIn("Jinja's own `{{` and `{{ch07/x.csv {y}}}` stay as written.", self.built())
         self.chapter("<!-- book: facts -->\nfirst 0.5\n\nthen 0.25 here\n")
         self.fails(r"chapters/01-probe.md:6: '0\.25' is a measured number")
+        self.chapter("<!-- a comment\n0.5 -->\nthen 0.25 here\n")
+        self.fails(r"chapters/01-probe.md:5: '0\.25' is a measured number")
 
     # ---- placeholders that do not resolve -----------------------------------------------------
     def test_bad_placeholders(self):
