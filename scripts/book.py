@@ -31,8 +31,7 @@ What it does, in filename order over DIR/*.md:
     solution;
   * rewrites relative links and images (`](../figures/x.svg)`) so they still
     resolve from the folder book.md is written to, and warns (without failing)
-    about a relative link whose target does not exist.
-
+    about a relative link whose target does not exist;
   * replaces every {{...}} placeholder (outside code blocks and `code spans`) with a
     number read from results/, and fails on a measured number that has none (below).
 
@@ -44,7 +43,8 @@ tracked results/NAME/ (scripts/save-results.sh), and the chapters quote them:
     {{ch01/vocab-sweep.csv[merges=0] {tokens_per_problem:.1f}}}      formatted (Python's format spec)
     {{ch07/results.csv[model=sft] {pass1_mean:.3f} ± {pass1_sd:.3f}}}  mean ± sd: any text around fields
     {{ch01/corpus.csv {bytes / 1e6:.2f}}} MB, {{ch01/corpus.csv {tokens:,}}} tokens
-    {{ch04/summary.csv[model=mla] {loss - row(model='mha').loss:+.3f}}}   arithmetic, another row
+    {{ch04/summary.csv[attention=mla] {final_val_loss - row(attention='mha').final_val_loss:+.3f}}}
+                                arithmetic, and a column of another row of the same file
     {{ch02/unigram.txt}}                                           a text file, whole (stripped)
     {{ch02/summary.txt[/unigram entropy ([0-9.]+)/] {g1}}}          a text file, a regex's groups
     {{rows ch06/results.csv | {run} | {loss_mean:.3f} ± {loss_sd:.3f} |}}
