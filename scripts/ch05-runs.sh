@@ -91,4 +91,4 @@ done
 # The summaries the chapter quotes, into the tracked results/ch05/ (scripts/book.py
 # reads them there; make book-md then puts this run's numbers in book.md).
 bash scripts/save-results.sh "$out" ch05 \
-  params.csv balance.csv summary.txt moe-free/expert_load.csv moe-aux/expert_load.csv moe-none/expert_load.csv
+  params.csv balance.csv summary.txt moe-none/expert_load.csv
