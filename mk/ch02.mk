@@ -37,4 +37,5 @@ ch2: $(CLI_BIN)
 	  echo "worked (347+28: ... so 347+28=375):"; \
 	  /usr/bin/python3 scripts/answer-accuracy.py score --worked runs/ch01/data/test.jsonl $(CH02_ACC) \
 	    $$(for d in $$levels; do echo $(CH02)/worked-$$d.txt; done); } | tee $(CH02)/accuracy.txt
+	@bash scripts/save-results.sh $(CH02) ch02 summary.txt unigram.txt accuracy.txt samples.txt model/metrics.csv
 	@bash scripts/figures.sh $(sort $(wildcard figures/ch02-*.gp))

@@ -4,9 +4,11 @@
 #   make book           deps, build, every chapter's experiments in order, figures, book.md
 #   make chN            one chapter's experiments (make ch1)
 #   make figures        every figures/*.gp on the CSV files under runs/
-#   make book-md        book.md from chapters/*.md (make book-check: is it up to date?)
+#   make book-md        book.md from chapters/*.md and results/ (make book-check: is it up to
+#                       date, has every measured number a source? scripts/book.py says how)
 #   make docs           Doxygen HTML in docs/html; fails on any warning
 #   make notebooks      executes notebooks/*.ipynb headless, quick profile
+#   make notebooks-store  the full sizes, outputs stored in notebooks/*.ipynb
 #   make gdb CH=N       gdb on the debug build, stopped in chapter N's key function
 #                       (GDB_BATCH=1: scripted, prints a transcript)
 #   make exercise EX=x  the library with exercises/x/student.c, then its tests
@@ -19,6 +21,7 @@
 #       .PHONY: chN
 #       chN: $(CLI_BIN)
 #       	$(TS) ...              # runs under runs/chNN/, CSV for its figures
+#       	@bash scripts/save-results.sh runs/chNN chNN summary.csv ...   # what the prose quotes
 #       	@bash scripts/figures.sh figures/chNN-*.gp
 # and a line per stop in scripts/gdb/chapters.txt. `make book` then runs it in
 # order (mk/*.mk are included sorted, so ch02 comes after ch01, before chA).
@@ -29,7 +32,7 @@ TS := ./$(CLI_BIN)
 # The debug build `make debug` writes (and `make gdb` uses).
 DEBUG_BUILD := build/debug$(if $(filter 0,$(BLAS)),-noblas)
 
-.PHONY: book book-md book-check docs figures notebooks gdb gdb-prep exercise exercise-build \
+.PHONY: book book-md book-check book-selftest docs figures notebooks notebooks-store gdb gdb-prep exercise exercise-build \
         exercise-check solution check-infra chapters-list teaching-help
 
 # ---- book.md -----------------------------------------------------------------
@@ -41,8 +44,13 @@ book-md:
 book-check:
 	@$(PY3) scripts/book.py --check
 
+# The generator's own tests: placeholders, the measured-number rule, save-results.sh.
+book-selftest:
+	@out=$$($(PY3) tests/book/test_book_numbers.py 2>&1) && echo "book-selftest: $$(echo "$$out" | grep -m1 '^Ran ')" \
+	  || { echo "$$out" >&2; echo "book-selftest: FAILED (tests/book/test_book_numbers.py)" >&2; exit 1; }
+
 # `make test` also checks the book (an extra prerequisite of the Makefile's test).
-test: book-check
+test: book-check book-selftest
 
 # ---- chapters ---------------------------------------------------------------------
 # Chapter 1 lives here; later chapters add mk/chNN.mk files. ch1 goes first
@@ -57,6 +65,11 @@ ch1: $(CLI_BIN)
 	$(TS) tokenizer train --input $(CH01)/data/pretrain_train.txt --vocab-size 512 \
 	    --out $(CH01)/tokenizer.json --log $(CH01)/merges.csv
 	@bash scripts/ch01-vocab-sweep.sh $(TS) $(CH01)
+	@t=$(CH01)/data/pretrain_train.txt; \
+	  { echo "lines,bytes,tokens,words"; \
+	    echo "$$(wc -l < $$t),$$(wc -c < $$t),$$($(TS) tokenizer encode --tokenizer $(CH01)/tokenizer.json \
+	      --input $$t | wc -w),$$(grep -o '[A-Za-z]\+' $$t | sort -u | wc -l)"; } > $(CH01)/corpus.csv
+	@bash scripts/save-results.sh $(CH01) ch01 vocab-sweep.csv corpus.csv
 	@bash scripts/figures.sh $(sort $(wildcard figures/ch01-*.gp))
 
 chapters-list:
@@ -82,6 +95,13 @@ notebooks:
 	@bash scripts/install-deps.sh notebooks
 	@$(MAKE) --no-print-directory all
 	@TINYSEEK_BUILD=$(BUILD) bash scripts/run-notebooks.sh $(NOTEBOOKS)
+
+# The full-size runs, each notebook written back to notebooks/ with its outputs (commit them):
+# a reader sees what it showed without running it. make notebooks-store NOTEBOOKS=notebooks/01-*.ipynb
+notebooks-store:
+	@bash scripts/install-deps.sh notebooks
+	@$(MAKE) --no-print-directory all
+	@TINYSEEK_BUILD=$(BUILD) bash scripts/run-notebooks.sh --store $(NOTEBOOKS)
 
 # ---- gdb --------------------------------------------------------------------------------
 # make gdb CH=1 [GDB_BATCH=1]: the table of stops is scripts/gdb/chapters.txt.

@@ -60,8 +60,8 @@ def run(*args, check=True, echo=True, timeout=None):
     TinyseekError with the command's stderr (its one-line message).
     """
     argv = [binary()] + [str(a) for a in args]
-    if echo:
-        print("$ tinyseek " + " ".join(shlex.quote(a) for a in argv[1:]))
+    if echo:    # paths shown relative to the root (the command runs there), as a reader would type them
+        print("$ tinyseek " + " ".join(shlex.quote(a.replace(ROOT + os.sep, "")) for a in argv[1:]))
     t0 = time.time()
     p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, errors="replace", timeout=timeout)
     if echo:

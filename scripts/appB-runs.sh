@@ -160,3 +160,8 @@ EOF
   awk -F, 'NR > 1 { printf "%-11s train %.4f +- %.4f  held-out %.4f +- %.4f  gap: train %.2f%% +- %.2f%%, held-out %.2f%% +- %.2f%%  diff: train %+.2f%% +- %.2f%%, held-out %+.2f%% +- %.2f%%\n",
                     $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$out/results.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/appB/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" appB \
+  runs.csv results.csv gap.csv phases.csv summary.txt

@@ -84,3 +84,8 @@ done
   echo "held-out loss on the same 32 windows of 128 tokens (tinyseek eval)"
   awk -F, 'NR > 1 { printf "%-12s %s\n", $1, $4 }' "$out/pooled.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/ch03/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" ch03 \
+  summary.csv summary.txt pooled.csv mha/decode.csv gqa-kv4/decode.csv gqa-kv2/decode.csv mqa/decode.csv

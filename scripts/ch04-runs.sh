@@ -110,3 +110,8 @@ bench mla-absorbed mla --mla-cache absorbed
           for (i = 1; i <= n; i++) printf "%-8s %10s %10s %12s\n", seqs[i], v[seqs[i] ",rope"], v[seqs[i] ",yarn"], v[seqs[i] ",yarn-short"] }' \
     "$out/yarn.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/ch04/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" ch04 \
+  summary.csv summary.txt yarn.csv decode-mha.csv decode-gqa4.csv decode-gqa2.csv decode-mqa.csv decode-mla-naive.csv decode-mla-absorbed.csv

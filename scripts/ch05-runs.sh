@@ -87,3 +87,8 @@ done
   echo "(b) balancing the same MoE model"
   column -s, -t <"$out/balance.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/ch05/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" ch05 \
+  params.csv balance.csv summary.txt moe-none/expert_load.csv

@@ -155,3 +155,8 @@ EOF
   echo "(accuracy: greedy, first $per_level test problems per difficulty; speed: tokens per CPU second, one prompt at a time, one thread)"
   column -s, -t <"$out/results.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/ch06/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" ch06 \
+  per_seed.csv results.csv curves.csv summary.txt

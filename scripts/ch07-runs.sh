@@ -66,3 +66,8 @@ wait $a; wait $b
 pipeline 3
 elapsed=$(( $(date +%s) - start ))
 python3 scripts/ch07-table.py "$out" "$elapsed" | tee "$out/summary.txt"
+
+# The summaries the chapter quotes, into the tracked results/ch07/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" ch07 \
+  results.csv by_difficulty.csv passk.csv run.csv summary.txt

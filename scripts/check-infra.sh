@@ -54,8 +54,9 @@ check_book() {
   local c=$tmp/book
   mkdir -p "$c"
   # the pieces make book-check reads: the Makefile (it includes mk/), the generator, chapters,
-  # sources, the exercises (whose functions no snippet may print) and the figures (\includedoc)
-  cp -r Makefile mk scripts chapters src exercises figures book.md "$c"/
+  # sources, the exercises (whose functions no snippet may print), the figures (\includedoc)
+  # and results/ (the numbers the chapters quote)
+  cp -r Makefile mk scripts chapters src exercises figures results book.md "$c"/
   expect_pass "book: make book-check on the current chapters" make_q -C "$c" book-check
   mkdir -p "$c/src/probe"
   cat >"$c/src/probe/probe.c" <<'EOF'
@@ -104,7 +105,7 @@ EOF
 check_docs() {
   local c=$tmp/docs
   mkdir -p "$c/scripts" "$c/src/core" "$c/chapters" "$c/docs" "$c/figures"
-  cp Doxyfile "$c"/; cp scripts/docs.sh scripts/doxygen-md.sed "$c/scripts/"; cp docs/mainpage.md "$c/docs/"
+  cp Doxyfile "$c"/; cp scripts/docs.sh scripts/doxygen-md.sed scripts/doxygen-md.sh scripts/book.py "$c/scripts/"; cp docs/mainpage.md "$c/docs/"
   cp src/core/common.h src/core/arena.h "$c/src/core/"
   cat >"$c/src/core/probe.c" <<'EOF'
 /** @file probe.c

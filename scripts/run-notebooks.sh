@@ -4,6 +4,10 @@
 #
 #   scripts/run-notebooks.sh                      every notebooks/*.ipynb
 #   scripts/run-notebooks.sh notebooks/01-*.ipynb
+#   scripts/run-notebooks.sh --store [NOTEBOOK...] the full sizes (TINYSEEK_QUICK=0), and each
+#                                                 notebook that runs through is written back to
+#                                                 notebooks/ with its outputs (make notebooks-store),
+#                                                 so a reader sees them without running anything
 #
 # The committed notebooks are never rewritten: each executed copy goes to
 # build/notebooks/NAME.ipynb. The kernel runs in the notebook's own folder, so
@@ -17,6 +21,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+store=0
+if [[ ${1:-} == --store ]]; then store=1; shift; fi
 nbs=("$@")
 if [[ ${#nbs[@]} -eq 0 ]]; then
   shopt -s nullglob
@@ -30,7 +36,7 @@ if ! $py -c 'import nbconvert, nbformat, ipykernel' 2>/dev/null; then
   exit 2
 fi
 
-export TINYSEEK_QUICK=${TINYSEEK_QUICK:-1}
+if ((store)); then export TINYSEEK_QUICK=0; else export TINYSEEK_QUICK=${TINYSEEK_QUICK:-1}; fi
 export TINYSEEK_ROOT=$root
 export TINYSEEK_BUILD=${TINYSEEK_BUILD:-build/release}
 export PYTHONDONTWRITEBYTECODE=1
@@ -57,6 +63,27 @@ for nb in "${nbs[@]}"; do
         --ExecutePreprocessor.timeout="${NB_TIMEOUT:-600}" \
         --output-dir "$outdir" --output "$name" "$nb" >"$log" 2>&1; then
     echo "[notebooks] $nb ... ok in $(elapsed "$start") s (executed copy: build/notebooks/$name)"
+    if ((store)); then
+      # Written back with its outputs, atomically; the kernel's timing metadata dropped, so a
+      # rerun that prints the same changes nothing.
+      $py - "$outdir/$name" "$nb" <<'PY' || failed+=("$nb")
+import nbformat, os, sys, tempfile
+src, dst = sys.argv[1], sys.argv[2]
+root = os.environ["TINYSEEK_ROOT"] + os.sep
+nb = nbformat.read(src, as_version=4)
+for cell in nb.cells:
+    cell.get("metadata", {}).pop("execution", None)
+    for o in cell.get("outputs", []):       # this machine's checkout, shown as the reader's
+        if o.get("output_type") == "stream":
+            o["text"] = o["text"].replace(root, "")
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), suffix=".tmp")
+with os.fdopen(fd, "w", encoding="utf-8") as f:
+    nbformat.write(nb, f)
+os.chmod(tmp, 0o644)
+os.replace(tmp, dst)
+print(f"[notebooks] {dst}: stored with its outputs (full sizes)")
+PY
+    fi
   else
     # nbconvert prints the failing cell and the traceback: show the cell and the error, without colours.
     clean=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
