@@ -5,7 +5,8 @@
 #   data parallel    N = 1, 2, 4 ranks, the batch of 16 x 64 tokens cut into the same
 #                    4 shards each time: tokens/s, the share of time inside MPI calls,
 #                    the gradient bytes summed per step, and whether the N runs end
-#                    with the same weights (the sha256 of model.safetensors)
+#                    with the same weights (the sha256 of model.safetensors); and one
+#                    process with one shard (chapter 2's step) against 4 shards
 #   expert parallel  N = 2 and 4 ranks, each rank a "node" (and N = 4 as 2 nodes of 2),
 #                    experts grouped one group per node, with node-limited routing
 #                    (each token to at most M nodes) and without (M = all nodes):
@@ -18,6 +19,7 @@
 # the time of N > cores ranks is the time of taking turns, not of parallel work.
 # Writes OUTDIR/<run>/ (metrics.csv, ledger.csv, the checkpoint) and
 #   OUTDIR/dp.csv       one row per data-parallel run
+#   OUTDIR/shards.csv   4 shards against 1 on one process: how far the weights end apart
 #   OUTDIR/ep.csv       one row per expert-parallel run
 #   OUTDIR/traffic.csv  the forward dispatch's bytes between nodes, per topology (figures/appC-traffic.gp)
 #   OUTDIR/summary.txt  both tables, readable
@@ -46,6 +48,7 @@ run() {   # run NAME RANKS FLAGS...: one job, its output in OUTDIR/NAME.log
 
 t0=$(date +%s)
 for n in 1 2 4; do run "dp-n$n" "$n" --shards 4; done
+run dp-n1-s1 1 --shards 1   # one shard: chapter 2's step, the whole batch in one backward
 # expert parallel: one expert group per node; M = 1 of 2 nodes or 2 of 4 (V3: 4 of 8), and M = every node
 run ep-n2-limited 2 --ep --ranks-per-node 1 --n-group 2 --topk-group 1
 run ep-n2-free 2 --ep --ranks-per-node 1 --n-group 2 --topk-group 2
@@ -53,7 +56,7 @@ run ep-n4-limited 4 --ep --ranks-per-node 1 --n-group 4 --topk-group 2
 run ep-n4-free 4 --ep --ranks-per-node 1 --n-group 4 --topk-group 4
 run ep-n4x2-limited 4 --ep --ranks-per-node 2 --n-group 2 --topk-group 1
 run ep-n4x2-free 4 --ep --ranks-per-node 2 --n-group 2 --topk-group 2
-echo "appC: 9 jobs in $(( $(date +%s) - t0 )) s"
+echo "appC: 10 jobs in $(( $(date +%s) - t0 )) s"
 
 python3 - "$out" <<'PY'
 import csv, hashlib, os, sys
@@ -69,6 +72,35 @@ def weights(name):
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
 ref = weights("dp-n1")
+
+def tensors(name):
+    """model.safetensors as {tensor name: array of float32}"""
+    import array, json, struct
+    with open(os.path.join(out, name, "model.safetensors"), "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    head = json.loads(blob[8:8 + n])
+    res = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        a = array.array("f")
+        a.frombytes(blob[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+        res[k] = a
+    return res
+
+# 4 shards against 1: the same gradient added in another order; how far apart are the weights after the run?
+w4, w1 = tensors("dp-n1"), tensors("dp-n1-s1")
+# ||w4 - w1|| / ||w1|| over every weight (the selection biases move by ±γ steps, so one load that lands on the
+# other side of the mean moves a bias by 2γ: a per-tensor maximum would show that, not the drift of the weights)
+num = sum((x - y) ** 2 for k in w1 for x, y in zip(w4[k], w1[k]))
+den = sum(y * y for k in w1 for y in w1[k])
+rel = (num / den) ** 0.5
+L4, L1 = ledger("dp-n1"), ledger("dp-n1-s1")
+with open(os.path.join(out, "shards.csv"), "w") as f:
+    f.write("shards_a,shards_b,max_rel_weight_diff,final_loss_a,final_loss_b,loss_rel_diff,tokens_per_s_a,tokens_per_s_b\n")
+    f.write(f"4,1,{rel:.3g},{L4['final_loss']:.6f},{L1['final_loss']:.6f},"
+            f"{abs(L4['final_loss'] - L1['final_loss']) / L1['final_loss']:.3g},{L4['tokens_per_s']:.1f},{L1['tokens_per_s']:.1f}\n")
 with open(os.path.join(out, "dp.csv"), "w") as f:
     f.write("ranks,shards,steps,tokens_per_s,speedup,comm_fraction,grad_mb_per_step,grad_seconds_per_step,"
             "final_loss,weights_sha256,same_bits_as_n1\n")
@@ -118,6 +150,7 @@ PY
   echo "data parallel (4 shards per batch at every rank count):"
   awk -F, 'NR > 1 { printf "  %d ranks: %7.0f tokens/s (x%.2f), %4.1f%% of the time in MPI, %.2f MB of gradients summed per step, weights %s (%s)\n",
                     $1, $4, $5, 100 * $6, $7, $10, $11 ? "same bits as 1 rank" : "DIFFERENT from 1 rank" }' "$out/dp.csv"
+  awk -F, 'NR > 1 { printf "  one process, 4 shards against 1 (one backward over the batch): weights %s apart (||w4 - w1|| / ||w1||), final loss %s relative; %.0f against %.0f tokens/s\n", $3, $6, $7, $8 }' "$out/shards.csv"
   echo
   echo "expert parallel (kB per step, all ranks; M = most nodes a token may reach):"
   awk -F, 'NR > 1 { printf "  %-16s %d ranks, %d nodes, M=%d: dispatch %.0f, combine %.0f, backward %.0f + %.0f, counts %.1f; between nodes %.0f of %.0f; pairs off node %.1f%%, tokens off node %.1f%%, other nodes per token %.2f (max %d); once-per-node dispatch between nodes %.0f\n",
