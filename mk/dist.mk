@@ -5,7 +5,8 @@
 #   make dist       build/<mode>/tinyseek-mpi (data- and expert-parallel pretraining)
 #   make test-mpi   the equality tests under mpirun, at 1, 2 and 4 ranks:
 #                   data parallel gives the same bits at every rank count,
-#                   expert parallel the single-process MoE's logits and gradients
+#                   expert parallel the single-process MoE's logits and gradients;
+#                   then tests/mpi/cli.sh: tinyseek-mpi's checkpoints, ledger and bad input
 #   make appC       (mk/appC.mk) the measurement
 #
 # Without MPI each target says so and succeeds: nothing to build.
@@ -40,11 +41,12 @@ dist: $(DIST_BIN)
 
 # One thread per rank: the ranks share the two cores, and the suites compare bits.
 test-mpi: deps
-	@$(MAKE) --no-print-directory $(DIST_BIN) $(MPI_TEST_BIN)
+	@$(MAKE) --no-print-directory $(CLI_BIN) $(DIST_BIN) $(MPI_TEST_BIN)
 	@fail=0; for n in $(MPI_TEST_RANKS); do for t in $(MPI_TEST_BIN); do \
 	  echo "== mpirun -np $$n $$t"; \
 	  OMP_NUM_THREADS=1 timeout 300 $(MPIRUN) $(MPIRUN_FLAGS) -np $$n $$t || fail=1; \
 	done; done; \
+	echo "== tests/mpi/cli.sh $(BUILD)"; MPIRUN=$(MPIRUN) bash tests/mpi/cli.sh $(BUILD) || fail=1; \
 	if [ $$fail = 0 ]; then echo "test-mpi: all passed"; else echo "test-mpi: FAILED"; exit 1; fi
 else
 dist test-mpi:
