@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh notebooks  also Jupyter (Debian's python3, not a virtualenv)
 #   scripts/install-deps.sh torch      also PyTorch and NumPy, for `make crosscheck` / `make bench`
 #   scripts/install-deps.sh fuzz       also clang (libFuzzer, ASan, UBSan), for `make fuzz`
+#   scripts/install-deps.sh mpi        also Open MPI, for appendix C (`make test-mpi`, `make appC`)
 #
 # Quiet and fast when everything is present: it only asks dpkg.
 set -euo pipefail
@@ -16,7 +17,8 @@ for what in "$@"; do
     notebooks) extra+=(python3-ipykernel jupyter-nbconvert python3-nbformat python3-numpy jupyter-client) ;;
     torch) extra+=(python3-torch python3-numpy) ;;
     fuzz) extra+=(clang) ;;
-    *) echo "install-deps: unknown extra '$what' (expected: notebooks, torch, fuzz)" >&2; exit 2 ;;
+    mpi) extra+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "install-deps: unknown extra '$what' (expected: notebooks, torch, fuzz, mpi)" >&2; exit 2 ;;
   esac
 done
 

@@ -245,8 +245,9 @@ void moe_forward(float *y, ts_moe_acts *a, const float *x, const ts_moe_weights 
             }
     TS_OMP(parallel for schedule(static) if ((double)NK * C > 65536)) // threads only for a batch: a decode step is too small
     for (int r = 0; r < NK; r++) memcpy(a->xin + (size_t)r * C, x + (size_t)a->rows[r] * C, C * sizeof(float));
-    // one MLP per expert over all of its tokens at once
-    for (int e = 0; e < E; e++) {
+    // one MLP per expert over all of its tokens at once (appendix C: on the ranks that own them)
+    if (w->remote) w->remote->forward(w->remote->ctx, a, w, c);
+    for (int e = 0; e < E && !w->remote; e++) {
         int n = a->counts[e];
         size_t off = (size_t)a->offsets[e];
         if (n == 0) continue;
@@ -332,9 +333,10 @@ void moe_backward(float *dx, const ts_moe_weights *dw, const ts_moe_scratch *s, 
             }
             s->d_w[t * K + k] = dot;
         }
-    // each expert's MLP backward over its gathered tokens
+    // each expert's MLP backward over its gathered tokens (appendix C: on the ranks that own them)
     memset(s->d_xin, 0, (size_t)NK * C * sizeof(float));
-    for (int e = 0; e < E; e++) {
+    if (w->remote) w->remote->backward(w->remote->ctx, s->d_xin, dw, s->d_eout, a, w, c);
+    for (int e = 0; e < E && !w->remote; e++) {
         int n = a->counts[e];
         size_t off = (size_t)a->offsets[e];
         if (n == 0) continue;

@@ -41,12 +41,16 @@
 
 struct ts_model;
 
+struct ts_moe_remote;
+
 /** Views of one MoE layer's weights (or of their gradients). */
 typedef struct {
     float *gate;             /**< (E, C) router weight W_g (mlp.gate.weight) */
     float *bias;             /**< (E) mlp.gate.e_score_correction_bias: selection only, never a gradient */
     ts_mlp_weights *experts; /**< E routed experts, each (Fe, C) / (C, Fe) */
     ts_mlp_weights shared;   /**< the fused shared experts (Fs); NULL pointers when n_shared_experts = 0 */
+    const struct ts_moe_remote *remote; /**< appendix C: the routed experts run on the ranks that own them
+                                             (expert parallel, src/dist/ep.h); NULL = all of them here */
 } ts_moe_weights;
 
 /** What the forward keeps for the backward (and what the notebook and the load log read). */
@@ -67,6 +71,21 @@ typedef struct ts_moe_acts {
     float *work;        /**< (E + n_group) routing scratch */
     double aux_loss;    /**< α · mean over sequences of Σ_i f_i P_i (0 when aux_loss_alpha = 0) */
 } ts_moe_acts;
+
+/**
+ * Appendix C: where the routed experts run when they do not all live in this
+ * process. moe_forward() and moe_backward() route, gather, combine and
+ * differentiate the router as always, and hand over only the expert step:
+ * the R = N·K dispatched rows, grouped by expert as a->offsets says.
+ */
+typedef struct ts_moe_remote {
+    /** a->eout (R,C) = expert_e(a->xin rows) for each expert e's rows. */
+    void (*forward)(void *ctx, ts_moe_acts *a, const ts_moe_weights *w, const ts_config *c);
+    /** d_xin (R,C) = dL/d(a->xin rows) from d_eout (R,C); dw->experts of the experts this process owns += their gradients. */
+    void (*backward)(void *ctx, float *d_xin, const ts_moe_weights *dw, const float *d_eout, const ts_moe_acts *a,
+                     const ts_moe_weights *w, const ts_config *c);
+    void *ctx; /**< passed to both */
+} ts_moe_remote;
 
 /** Gradient scratch shared by all MoE layers. */
 typedef struct {
