@@ -4,7 +4,8 @@
 # (tokens/s, time in MPI, gradient bytes, the same bits at every rank count),
 # expert parallel at 2 and 4 ranks with and without node-limited routing (bytes
 # per collective, tokens crossing nodes). Writes runs/appC/ (dp.csv, ep.csv,
-# traffic.csv, summary.txt, a folder per job) and draws figures/appC-traffic.png. A minute on two cores; APPC_STEPS=N to change
+# traffic.csv, summary.txt, a folder per job), copies the summaries the appendix quotes
+# into results/appC/, and draws figures/appC-traffic.png. A minute on two cores; APPC_STEPS=N to change
 # the 30 steps per job. Without MPI it says so and succeeds (mk/dist.mk).
 CHAPTERS += appC
 APPC := runs/appC

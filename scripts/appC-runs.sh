@@ -23,6 +23,7 @@
 #   OUTDIR/ep.csv       one row per expert-parallel run
 #   OUTDIR/traffic.csv  the forward dispatch's bytes between nodes, per topology (figures/appC-traffic.gp)
 #   OUTDIR/summary.txt  both tables, readable
+# and copies the summaries the appendix quotes into results/appC/ (scripts/save-results.sh).
 set -euo pipefail
 bin=${1:?usage: appC-runs.sh TINYSEEK-MPI OUTDIR STEPS}
 out=${2:?usage: appC-runs.sh TINYSEEK-MPI OUTDIR STEPS}
@@ -156,3 +157,8 @@ PY
   awk -F, 'NR > 1 { printf "  %-16s %d ranks, %d nodes, M=%d: dispatch %.0f, combine %.0f, backward %.0f + %.0f, counts %.1f; between nodes %.0f of %.0f; pairs off node %.1f%%, tokens off node %.1f%%, other nodes per token %.2f (max %d); once-per-node dispatch between nodes %.0f\n",
                     $1, $2, $4, $5, $7, $8, $9, $10, $6, $12, $11, 100 * $16, 100 * $17, $18, $19, $20 }' "$out/ep.csv"
 } | tee "$out/summary.txt"
+
+# The summaries the appendix quotes, into the tracked results/appC/ (scripts/book.py
+# reads them there; make book-md then puts this run's numbers in book.md).
+bash scripts/save-results.sh "$out" appC \
+  dp.csv shards.csv ep.csv traffic.csv summary.txt dp-n2/ledger.csv
