@@ -61,7 +61,7 @@ CH01 := runs/ch01
 .PHONY: ch1
 ch1: $(CLI_BIN)
 	@mkdir -p $(CH01)
-	$(TS) data --out $(CH01)/data --seed 1
+	$(TS) data --out $(CH01)/data --seed 1 --digits 3 --pretrain 50000 --rl 2000 --tagged-weight 2
 	$(TS) tokenizer train --input $(CH01)/data/pretrain_train.txt --vocab-size 512 \
 	    --out $(CH01)/tokenizer.json --log $(CH01)/merges.csv
 	@bash scripts/ch01-vocab-sweep.sh $(TS) $(CH01)

@@ -21,7 +21,7 @@
 set -euo pipefail
 ts=${1:?usage: ch07-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: ch07-runs.sh TINYSEEK OUTDIR}
-: "${PRETRAIN_STEPS:=1500}" "${SFT_STEPS:=300}" "${RS_PROMPTS:=50}" "${RS_SAMPLES:=8}" "${EVAL_PROBLEMS:=50}"
+: "${PRETRAIN_STEPS:=8000}" "${PRETRAIN_BATCH:=8}" "${PRETRAIN_SEQ:=128}" "${SFT_STEPS:=300}" "${RS_PROMPTS:=50}" "${RS_SAMPLES:=8}" "${EVAL_PROBLEMS:=50}"
 : "${EVAL_SAMPLES:=8}" "${MAX_NEW:=96}" "${TEMPERATURE:=0.6}"
 data=runs/ch01/data
 for f in $data/pretrain_train.txt $data/sft_train.jsonl $data/rl_train.jsonl runs/ch01/tokenizer.json; do
@@ -43,23 +43,28 @@ pipeline() {   # pipeline SEED
   mkdir -p "$d"
   local ev=(--problems "$test_set" --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW"
             --temperature "$TEMPERATURE" --seed "$s" --threads 1 --quiet)
-  step "$s" pretrain "$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
-    --out "$d/base" --steps "$PRETRAIN_STEPS" --batch 16 --seq 64 --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 50 \
-    --bias-update-speed 0.01 --seed "$s" --init-seed "$s" --threads 1 --quiet
-  step "$s" sft "$ts" sft --init "$d/base" --data $data --out "$d/sft" --steps "$SFT_STEPS" --batch 16 \
+  step "$s" sft "$ts" sft --init "$out/base" --data $data --out "$d/sft" --steps "$SFT_STEPS" --batch 16 \
     --warmup $((SFT_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet
   step "$s" rejection "$ts" rejection-sample --model "$d/sft" --data $data --limit "$RS_PROMPTS" \
     --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$((s + 100))" --out "$d/rs.jsonl" --threads 1 --quiet
   cat $data/sft_train.jsonl "$d/rs.jsonl" >"$d/rs_train.jsonl"
   step "$s" rs "$ts" sft --init "$d/sft" --train "$d/rs_train.jsonl" --test $data/sft_test.jsonl --out "$d/rs" \
     --steps "$SFT_STEPS" --batch 16 --warmup $((SFT_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet
-  step "$s" eval-base "$ts" evaluate --model "$d/base" --template r1-zero --label base "${ev[@]}" \
+  step "$s" eval-base "$ts" evaluate --model "$out/base" --template r1-zero --label base "${ev[@]}" \
     --csv "$d/base.csv" --json "$d/base.json"
   step "$s" eval-sft "$ts" evaluate --model "$d/sft" --template r1 --label sft "${ev[@]}" --csv "$d/sft.csv" --json "$d/sft.json"
   step "$s" eval-rs "$ts" evaluate --model "$d/rs" --template r1 --label rs "${ev[@]}" --csv "$d/rs.csv" --json "$d/rs.json"
   echo "ch07: seed $s: $(sed -n 's/^rejection-sample: //p' "$d/rejection.log")"
 }
 
+# One base model for all seeds: pretraining is the expensive part (chapters 2-5
+# compare pretraining seeds); the seeds here vary SFT, sampling and evaluation.
+echo "ch07: pretraining the base model ($PRETRAIN_STEPS steps of $PRETRAIN_BATCH x $PRETRAIN_SEQ tokens)"
+"$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
+  --out "$out/base" --steps "$PRETRAIN_STEPS" --batch "$PRETRAIN_BATCH" --seq "$PRETRAIN_SEQ" \
+  --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 250 --bias-update-speed 0.01 --seed 1 --init-seed 1 \
+  --threads 2 --quiet >"$out/pretrain.log" 2>&1 ||
+  { echo "ch07-runs: pretraining failed:" >&2; tail -3 "$out/pretrain.log" >&2; exit 1; }
 pipeline 1 & a=$!
 pipeline 2 & b=$!
 wait $a; wait $b
