@@ -161,6 +161,7 @@ ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_r
         if ((st = bpe_decode(s->tok, c, (size_t)text_len, &text, &text_n))) break;
         const ts_example *e = &pr->set->ex[s->info.problem[b / G]];
         ts_reward rw = ts_reward_of(o->tmpl, text, e->answer, &o->reward);
+        if (o->reward_fn) rw.reward = o->reward_fn(o->reward_ctx, text, e);
         free(text);
         s->info.correct[b] = rw.correct;
         s->info.clean[b] = rw.format_ok;

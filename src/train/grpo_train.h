@@ -51,6 +51,9 @@ typedef enum {
     TS_ALGO_RFT = 1   /**< online rejection-sampling fine-tuning: SFT on the right, clean completions */
 } ts_rl_algo;
 
+/** A reward in place of the rule rewards (a test's, another task's): the reward of @p generated for problem @p e. */
+typedef float (*ts_reward_fn)(void *ctx, const char *generated, const ts_example *e);
+
 /** How to train; see ts_grpo_train_opts_default(). */
 typedef struct {
     ts_rl_algo algo;        /**< GRPO or the RFT baseline */
@@ -63,6 +66,8 @@ typedef struct {
     uint64_t sample_seed;   /**< seeds every completion's stream */
     ts_grpo_opts grpo;      /**< the loss's settings (β, clip, normalisation, ...) */
     ts_reward_opts reward;  /**< the rule rewards' weights */
+    ts_reward_fn reward_fn; /**< NULL: the rule rewards; else this pays (accuracy and format are still logged) */
+    void *reward_ctx;       /**< passed to reward_fn */
     int eval_problems;      /**< held-out problems for the greedy pass\@1 (0 = none) */
     const char *eval_path;  /**< CSV of the evaluations: step, greedy_pass1, greedy_format, mean_len (NULL = none) */
 } ts_grpo_train_opts;
