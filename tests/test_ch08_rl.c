@@ -11,6 +11,8 @@
 
 #include "core/optim.h"
 #include "data/bpe.h"
+#include "io/fileio.h"
+#include "model/checkpoint.h"
 #include "model/model.h"
 #include "train/grpo_train.h"
 #include "train/loss.h"
@@ -437,6 +439,84 @@ static void cli_rejects_bad_flags(void **state) {
     assert_int_equal(tu_run(NULL, 0, "%s grpo --help", tu_cli()), 0);
 }
 
+/* A checkpoint folder (a random model fine-tuned briefly on worked answers, so
+ * that its completions earn different rewards), a prompts file and SFT pairs in tu_dir. */
+static void cli_world(void) {
+    world w;
+    world_open(&w, TS_TEMPLATE_R1);
+    assert_int_equal(bpe_save(&w.tok, tu_path("tokenizer.json")), TS_OK);
+    ts_model m;
+    assert_int_equal(ts_model_create(&m, &w.cfg, TS_MODEL_FROZEN), TS_OK);
+    ts_model_init_weights(&m, 41);
+    assert_int_equal(ts_mkdir_p(tu_path("init")), TS_OK);
+    assert_int_equal(ts_checkpoint_write(&m, tu_path("init"), tu_path("tokenizer.json")), TS_OK);
+    ts_model_free(&m);
+    char lines[4096], pairs[8192];
+    size_t n = 0, np = 0;
+    for (int i = 0; i < w.set.n; i++) {
+        const char *q = w.set.ex[i].prompt, *a = w.set.ex[i].answer;
+        n += (size_t)snprintf(lines + n, sizeof lines - n, "{\"prompt\":\"%s\",\"answer\":\"%s\"}\n", q, a);
+        np += (size_t)snprintf(pairs + np, sizeof pairs - np,
+                               "{\"prompt\":\"%s\",\"response\":\"<think>%.5s</think><answer>%s</answer>\"}\n", q,
+                               q + 8, a);
+    }
+    assert_int_equal(ts_write_file_atomic(tu_path("prompts.jsonl"), lines, n), TS_OK);
+    assert_int_equal(ts_write_file_atomic(tu_path("pairs.jsonl"), pairs, np), TS_OK);
+    world_close(&w);
+    char out[4096];
+    int rc = tu_run(out, sizeof out, "%s sft --init %s/init --train %s/pairs.jsonl --out %s/sft --steps 60 --batch 8 "
+                    "--lr 0.01 --warmup 2 --threads 1 --quiet", tu_cli(), tu_dir, tu_dir, tu_dir);
+    if (rc != 0) fail_msg("sft: exit %d: %s", rc, out);
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !ts_read_file(a, &x, &nx) && !ts_read_file(b, &y, &ny) && nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* `tinyseek grpo` end to end: 4 steps of μ = 2 with a reference, and the same
+ * run stopped after 2 steps and resumed, give the same checkpoint to the byte
+ * (and it moved: the rewards differed); the metrics have a row per step and
+ * the evaluations one row per evaluation; --algo rft runs too. */
+static void cli_runs_and_resumes(void **state) {
+    (void)state;
+    cli_world();
+    char out[8192];
+    const char *common = "grpo --train %s/prompts.jsonl --test %s/prompts.jsonl --eval-problems 3 --init %s/sft "
+                         "--group 4 --prompts 3 --mu 2 --beta 0.1 --max-new 12 --steps 4 --eval-every 2 --lr 0.01 "
+                         "--min-lr 0.01 --threads 1 --quiet";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, common, tu_dir, tu_dir, tu_dir);
+    int rc = tu_run(out, sizeof out, "%s %s --out %s/a", tu_cli(), cmd, tu_dir);
+    if (rc != 0) fail_msg("grpo: exit %d: %s", rc, out);
+    assert_false(same_file(tu_path("sft/model.safetensors"), tu_path("a/model.safetensors")));
+    rc = tu_run(out, sizeof out, "%s %s --out %s/b --stop-after 2", tu_cli(), cmd, tu_dir);
+    if (rc != 0) fail_msg("grpo --stop-after 2: exit %d: %s", rc, out);
+    assert_false(same_file(tu_path("a/model.safetensors"), tu_path("b/model.safetensors")));
+    rc = tu_run(out, sizeof out, "%s %s --out %s/b --resume", tu_cli(), cmd, tu_dir);
+    if (rc != 0) fail_msg("grpo --resume: exit %d: %s", rc, out);
+    assert_true(same_file(tu_path("a/model.safetensors"), tu_path("b/model.safetensors")));
+    char *csv = NULL;
+    size_t n = 0;
+    assert_int_equal(ts_read_file(tu_path("a/metrics.csv"), &csv, &n), TS_OK);
+    assert_int_equal(tu_count_lines(csv), 5);
+    assert_non_null(strstr(csv, "reward,accuracy,format_rate,kl,clip_frac,zero_var_frac,completion_len,entropy,rollout_s"));
+    free(csv);
+    assert_int_equal(ts_read_file(tu_path("b/metrics.csv"), &csv, &n), TS_OK);
+    assert_int_equal(tu_count_lines(csv), 5);
+    free(csv);
+    assert_int_equal(ts_read_file(tu_path("a/eval.csv"), &csv, &n), TS_OK);
+    assert_true(!strncmp(csv, "step,greedy_pass1,greedy_format,mean_len\n0,", 43));
+    assert_int_equal(tu_count_lines(csv), 5); /* steps 0, 1, 2, 4 */
+    free(csv);
+    rc = tu_run(out, sizeof out, "%s %s --out %s/c --algo rft", tu_cli(), cmd, tu_dir);
+    if (rc != 0) fail_msg("grpo --algo rft: exit %d: %s", rc, out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reward_table),
@@ -444,6 +524,7 @@ int main(void) {
         cmocka_unit_test(equal_rewards_leave_weights_bit_identical),
         cmocka_unit_test(mu1_beta0_step_is_reinforce),
         cmocka_unit_test(cli_rejects_bad_flags),
+        cmocka_unit_test_setup_teardown(cli_runs_and_resumes, tu_setup_dir, tu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
