@@ -4,11 +4,13 @@
  * around a sequence); equal rewards leave every weight bit-identical after
  * whole training steps; μ = 1, β = 0 is one step of REINFORCE with a group-mean
  * baseline built by hand from a weighted cross-entropy; the command line
- * (bad flags, and a run that resumes bit for bit). The GRPO loss itself is
+ * (bad flags, and a run that resumes bit for bit); PPO's value loss against
+ * finite differences, and its per-token advantages against GRPO's. The GRPO loss itself is
  * tested in test_ch08_grpo.c, and its gradient with β > 0 after a real update
  * (μ > 1) in double precision in tests/f64/test_grpo_gradcheck.c. */
 #include "testutil.h"
 
+#include "core/gradcheck.h"
 #include "core/optim.h"
 #include "data/bpe.h"
 #include "io/fileio.h"
@@ -397,6 +399,98 @@ static void mu1_beta0_step_is_reinforce(void **state) {
     world_close(&w);
 }
 
+/* ---- PPO's pieces ---------------------------------------------------------------- */
+
+typedef struct {
+    float *values, *hidden, *head;
+    const ts_rollout *r;
+    int C;
+} value_ctx;
+
+static double value_loss_of(void *p) {
+    value_ctx *c = p;
+    return ts_value_loss(c->values, NULL, NULL, c->hidden, c->head, c->C, c->r, 0.7f);
+}
+
+/* The value loss (coef/2n)·Σ_t (w·h_t + b − r_i)² over completion tokens: its
+ * gradients in the head (w, b) and in the hidden states against finite
+ * differences (it is quadratic: central differences are exact up to
+ * rounding), zero gradient at positions outside the completions, and V_t = w·h_t + b. */
+static void value_loss_gradient(void **state) {
+    (void)state;
+    enum { C = 5, TT = 6 };
+    ts_rollout r;
+    assert_int_equal(ts_rollout_alloc(&r, 1, 3, TT, 0), TS_OK);
+    const int prompt[2] = {1, 2}, c1[3] = {3, 4, 5}, c2[1] = {6}, c3[4] = {7, 8, 9, 1};
+    assert_int_equal(ts_rollout_set(&r, 0, prompt, 2, c1, 3, 1.0f, 0), TS_OK);
+    assert_int_equal(ts_rollout_set(&r, 1, prompt, 2, c2, 1, 0.0f, 0), TS_OK);
+    assert_int_equal(ts_rollout_set(&r, 2, prompt, 2, c3, 4, 0.5f, 0), TS_OK);
+    int N = 3 * TT;
+    float hidden[3 * TT * C], head[C + 1], values[3 * TT], d_hidden[3 * TT * C] = {0}, grad[C + 1] = {0};
+    tu_fill(hidden, (size_t)N * C, 1.0f, 81);
+    tu_fill(head, C + 1, 0.5f, 82);
+    double loss = ts_value_loss(values, d_hidden, grad, hidden, head, C, &r, 0.7f);
+    assert_true(loss > 0);
+    for (int k = 0; k < N; k++) {
+        double v = head[C];
+        for (int c = 0; c < C; c++) v += (double)head[c] * hidden[k * C + c];
+        assert_true(fabs(values[k] - v) <= 1e-6);
+        if (r.targets[k] == TS_IGNORE)
+            for (int c = 0; c < C; c++) assert_true(d_hidden[k * C + c] == 0.0f);
+    }
+    value_ctx ctx = {values, hidden, head, &r, C};
+    ts_gc_tensor t[2] = {{"head", head, grad, C + 1}, {"hidden", hidden, d_hidden, (size_t)N * C}};
+    ts_gc_result res[2];
+    double worst = ts_gradcheck(value_loss_of, &ctx, t, 2, 1e-2, 0, res, NULL);
+    printf("  value loss: worst relative error %.1e\n", worst);
+    assert_true(worst <= 1e-4);
+    ts_rollout_free(&r);
+}
+
+/* PPO's objective with every token of completion i given the group advantage
+ * A_i is GRPO's, token for token: the same loss and d_logits, bit for bit
+ * (token-level normalisation, the clip and the KL on); a different per-token
+ * advantage changes them. */
+static void per_token_advantages_generalise_grpo(void **state) {
+    (void)state;
+    enum { V = 7, P = 2, G = 4, TT = 6, N = P * G * TT };
+    ts_rollout r;
+    assert_int_equal(ts_rollout_alloc(&r, P, G, TT, 1), TS_OK);
+    ts_rng g;
+    ts_rng_seed(&g, 90, TS_STREAM_TEST);
+    for (int i = 0; i < P * G; i++) {
+        int prompt[2] = {1, 2}, comp[4];
+        int c = 1 + (int)ts_rng_below(&g, 4);
+        for (int k = 0; k < c; k++) comp[k] = (int)ts_rng_below(&g, V);
+        assert_int_equal(ts_rollout_set(&r, i, prompt, 2, comp, c, (float)(i % 3), 0), TS_OK);
+    }
+    float logits[N * V];
+    tu_fill(logits, (size_t)N * V, 2.0f, 91);
+    for (int k = 0; k < N; k++) {
+        r.old_logp[k] = r.targets[k] == TS_IGNORE ? 0 : -2.0 + 0.3 * (k % 5);
+        r.ref_logp[k] = r.targets[k] == TS_IGNORE ? 0 : -1.5 - 0.2 * (k % 3);
+    }
+    r.has_old = 1;
+    ts_grpo_opts o = ts_grpo_opts_default();
+    o.norm = TS_GRPO_NORM_TOKEN;
+    o.beta = 0.1f;
+    float d_group[N * V] = {0}, d_token[N * V] = {0};
+    ts_grpo_stats s1, s2;
+    assert_int_equal(ts_grpo_loss(&s1, d_group, NULL, logits, &r, &o, V), TS_OK);
+    double adv[P * G];
+    ts_grpo_advantages(adv, NULL, r.rewards, P, G, o.scale_by_std, o.adv_eps);
+    r.token_adv = malloc(N * sizeof(double));
+    for (int k = 0; k < N; k++) r.token_adv[k] = r.targets[k] == TS_IGNORE ? 0 : adv[k / TT];
+    assert_int_equal(ts_grpo_loss(&s2, d_token, NULL, logits, &r, &o, V), TS_OK);
+    assert_true(s1.loss == s2.loss && s1.clip_frac == s2.clip_frac && s1.clip_frac > 0);
+    assert_memory_equal(d_group, d_token, sizeof d_group);
+    r.token_adv[TT + 1] += 0.5; /* one token's advantage */
+    memset(d_token, 0, sizeof d_token);
+    assert_int_equal(ts_grpo_loss(&s2, d_token, NULL, logits, &r, &o, V), TS_OK);
+    assert_true(memcmp(d_group, d_token, sizeof d_group) != 0 && s1.loss != s2.loss);
+    ts_rollout_free(&r); /* frees token_adv too */
+}
+
 /* ---- the command line ----------------------------------------------------------- */
 
 /* Each bad flag: exit status 2 and one line that names it, before any file is read. */
@@ -410,6 +504,7 @@ static void cli_rejects_bad_flags(void **state) {
         {"--clip-low 1.5", "--clip-low"},
         {"--norm mean", "--norm"},
         {"--algo ppo2", "--algo"},
+        {"--algo ppo --resume", "--resume"},
         {"--template r2", "r2"},
         {"--temperature 0", "--temperature"},
         {"--max-new x", "--max-new"},
@@ -515,6 +610,15 @@ static void cli_runs_and_resumes(void **state) {
     free(csv);
     rc = tu_run(out, sizeof out, "%s %s --out %s/c --algo rft", tu_cli(), cmd, tu_dir);
     if (rc != 0) fail_msg("grpo --algo rft: exit %d: %s", rc, out);
+    rc = tu_run(out, sizeof out, "%s %s --out %s/d --algo ppo", tu_cli(), cmd, tu_dir);
+    if (rc != 0) fail_msg("grpo --algo ppo: exit %d: %s", rc, out);
+    assert_int_equal(ts_read_file(tu_path("d/metrics.csv"), &csv, &n), TS_OK);
+    assert_int_equal(tu_count_lines(csv), 5);
+    assert_null(strstr(csv, "nan\n")); /* the value loss, the last column, is there */
+    free(csv);
+    rc = tu_run(out, sizeof out, "%s %s --out %s/d --algo ppo --resume", tu_cli(), cmd, tu_dir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "value head"));
 }
 
 int main(void) {
@@ -523,6 +627,8 @@ int main(void) {
         cmocka_unit_test(rollouts),
         cmocka_unit_test(equal_rewards_leave_weights_bit_identical),
         cmocka_unit_test(mu1_beta0_step_is_reinforce),
+        cmocka_unit_test(value_loss_gradient),
+        cmocka_unit_test(per_token_advantages_generalise_grpo),
         cmocka_unit_test(cli_rejects_bad_flags),
         cmocka_unit_test_setup_teardown(cli_runs_and_resumes, tu_setup_dir, tu_teardown_dir),
     };

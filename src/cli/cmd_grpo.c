@@ -43,7 +43,9 @@ int cmd_grpo(int argc, char **argv) {
         {"test", OPT_STR, &test_path, "JSONL of held-out problems (default: --data's test.jsonl)", 1, 0},
         {"out", OPT_STR, &out, "checkpoint folder to write", 1, 0},
         {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
-        {"algo", OPT_STR, &algo_name, "grpo, or rft (SFT on each step's right, clean samples)", 1, 0},
+        {"algo", OPT_STR, &algo_name, "grpo; rft (SFT on each step's right, clean samples); ppo (a learned value head)", 1, 0},
+        {"value-coef", OPT_FLOAT, &g.value_coef, "ppo: weight of the value loss", 0, 100},
+        {"value-lr", OPT_FLOAT, &g.value_lr, "ppo: the value head's Adam learning rate", 0, 10},
         {"template", OPT_STR, &tmpl_name, "chat template: r1 (after SFT) or r1-zero (from a base model)", 1, 0},
         {"group", OPT_INT, &g.G, "completions per prompt (G)", 1, 4096},
         {"prompts", OPT_INT, &g.P, "prompts per rollout batch (P)", 1, 4096},
@@ -69,7 +71,10 @@ int cmd_grpo(int argc, char **argv) {
     if (ts_template_parse(tmpl_name, &g.tmpl)) return cli_lib_error();
     if (!strcmp(algo_name, "grpo")) g.algo = TS_ALGO_GRPO;
     else if (!strcmp(algo_name, "rft")) g.algo = TS_ALGO_RFT;
-    else return cli_error("grpo: --algo must be grpo or rft, got '%s'", algo_name);
+    else if (!strcmp(algo_name, "ppo")) g.algo = TS_ALGO_PPO;
+    else return cli_error("grpo: --algo must be grpo, rft or ppo, got '%s'", algo_name);
+    if (g.algo == TS_ALGO_PPO && tf.resume)
+        return cli_error("grpo: --algo ppo cannot --resume (the value head is not saved with the checkpoint)");
     if (!strcmp(norm_name, "seq")) g.grpo.norm = TS_GRPO_NORM_SEQUENCE;
     else if (!strcmp(norm_name, "token")) g.grpo.norm = TS_GRPO_NORM_TOKEN;
     else if (!strcmp(norm_name, "drgrpo")) {
@@ -111,7 +116,7 @@ int cmd_grpo(int argc, char **argv) {
 
     ts_model m, ref;
     memset(&ref, 0, sizeof ref);
-    int have_ref = g.algo == TS_ALGO_GRPO && g.grpo.beta > 0;
+    int have_ref = g.algo != TS_ALGO_RFT && g.grpo.beta > 0;
     if (ts_checkpoint_load(&m, init, TS_MODEL_TRAIN)) return cli_lib_error();
     if (have_ref && ts_checkpoint_load(&ref, init, TS_MODEL_FROZEN)) {
         ts_model_free(&m);
@@ -136,6 +141,14 @@ int cmd_grpo(int argc, char **argv) {
                algo_name, total, prompts.n, prompts.longest, ts_template_name(g.tmpl), g.P, g.G, g.mu,
                (double)g.grpo.beta, have_ref ? " (reference held)" : " (no reference)", norm_name, o.steps, o.lr,
                ts_num_threads());
+    }
+    if (!o.quiet && g.algo == TS_ALGO_PPO) {
+        int C = m.cfg.hidden_size;
+        printf("ppo: the critic is a linear value head on the last hidden state: %d parameters, %zu bytes with its "
+               "gradient and Adam moments, plus %zu bytes of values and hidden-state gradient per sampled token "
+               "(a separate critic the policy's size would hold %zu bytes of weights, gradients and moments)\n",
+               C + 1, (size_t)4 * (C + 1) * sizeof(float), (size_t)(C + 1) * sizeof(float) + sizeof(double),
+               (size_t)4 * m.params.numel * sizeof(float));
     }
     ts_train_result res;
     if (ts_grpo_train(&m, have_ref ? &ref : NULL, &tok, &prompts, test_path ? &test_set : NULL, &g, &o, &res)) {

@@ -143,6 +143,9 @@ static ts_status check_rollout(const ts_rollout *r, const ts_grpo_opts *o, int V
             if (r->has_old && !isfinite(r->old_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: old log-prob of sequence %d at position %d is %g", i, t,
                                r->old_logp[k]);
+            if (r->token_adv && !isfinite(r->token_adv[k]))
+                return ts_fail(TS_ERR_RANGE, "grpo: advantage of sequence %d at position %d is %g", i, t,
+                               r->token_adv[k]);
             if (r->ref_logp && !isfinite(r->ref_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: reference log-prob of sequence %d at position %d is %g", i, t,
                                r->ref_logp[k]);
@@ -214,7 +217,8 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
             row_logp_entropy(logits + k * V, y, V, &logp, &h);
             // μ = 1: π_old is this very policy, ρ = exp(0) = 1 and the clip cannot fire
             double old = r->has_old ? r->old_logp[k] : logp;
-            grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, adv[i], o);
+            double A = r->token_adv ? r->token_adv[k] : adv[i]; // PPO: a value head's per-token advantage
+            grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, A, o);
             entropy += h;
             kl += term.k3;
             clipped += term.clipped;

@@ -135,7 +135,7 @@ void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewar
  * @brief The GRPO loss of the policy whose logits on r->tokens are @p logits
  * ((P·G·T, V), e.g. m->logits after ts_model_forward_logits()), and its
  * gradient: d_logits += dL/dlogits (if non-NULL). Advantages come from
- * r->rewards; ρ from r->old_logp (or ρ ≡ 1 when !r->has_old); the KL term
+ * r->rewards (or, per token, from r->token_adv: PPO); ρ from r->old_logp (or ρ ≡ 1 when !r->has_old); the KL term
  * needs r->ref_logp when o->beta > 0.
  * @return TS_OK; TS_ERR_ARG for bad settings (ε out of range, β > 0 without
  *         reference log-probs, a normalisation without its L_max) or a rollout

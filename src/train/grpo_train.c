@@ -27,6 +27,8 @@ ts_grpo_train_opts ts_grpo_train_opts_default(void) {
     o.sample_seed = 1;
     o.grpo = ts_grpo_opts_default();
     o.reward = ts_reward_opts_default();
+    o.value_coef = 0.5f;
+    o.value_lr = 1e-3f;
     o.eval_problems = 0;
     return o;
 }
@@ -149,7 +151,7 @@ ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_r
         if (lens[b / G] + s->gen.len[b] > T) T = lens[b / G] + s->gen.len[b];
     if (!st) {
         ts_rollout_free(r);
-        st = ts_rollout_alloc(r, P, G, T, o->algo == TS_ALGO_GRPO && o->grpo.beta > 0);
+        st = ts_rollout_alloc(r, P, G, T, o->algo != TS_ALGO_RFT && o->grpo.beta > 0);
     }
     long correct = 0, clean = 0;
     int pad = bpe_special_id(s->tok, BPE_PAD), eos = go.eos_id;
@@ -184,14 +186,56 @@ ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_r
 /* The run: a batch source that samples, a loss, an evaluation          */
 /* ------------------------------------------------------------------ */
 
-enum { N_STATS = 9 };
-static const char *const rl_stat_names[N_STATS] = {"reward",         "accuracy", "format_rate",
+//! [value-loss]
+double ts_value_loss(float *values, float *d_hidden, float *grad, const float *hidden, const float *head, int C,
+                     const ts_rollout *r, float coef) {
+    int n = r->P * r->G, T = r->T;
+    long tokens = ts_rollout_tokens(r);
+    double loss = 0;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+            size_t k = (size_t)i * T + t;
+            const float *h = hidden + k * C;
+            double v = head[C]; // V_t = w·h_t + b
+            for (int c = 0; c < C; c++) v += (double)head[c] * h[c];
+            values[k] = (float)v;
+            if (r->targets[k] == TS_IGNORE) continue;
+            double err = v - r->rewards[i]; // the return of every state of completion i: its reward (γ = 1)
+            loss += 0.5 * coef * err * err / tokens;
+            // L = (coef/2n)·Σ (V − r)²: dL/dV = coef·(V − r)/n, dV/dw = h, dV/db = 1, dV/dh = w
+            float dv = (float)(coef * err / tokens);
+            for (int c = 0; c < C; c++) {
+                if (grad) grad[c] += dv * h[c];
+                if (d_hidden) d_hidden[k * C + c] += dv * head[c];
+            }
+            if (grad) grad[C] += dv;
+        }
+    return loss;
+}
+//! [value-loss]
+
+enum { N_STATS = 10 };
+static const char *const rl_stat_names[N_STATS] = {"reward",         "accuracy",  "format_rate",
                                                    "kl",             "clip_frac", "zero_var_frac",
-                                                   "completion_len", "entropy",  "rollout_s"};
+                                                   "completion_len", "entropy",   "rollout_s",
+                                                   "value_loss"};
+
+/* PPO's critic: a linear head on the policy's last hidden state, with its own Adam. */
+typedef struct {
+    int C;
+    float *w;       /* (C+1) weights, then the bias */
+    float *g;       /* (C+1) gradient */
+    float *m1, *m2; /* (C+1) Adam's moments */
+    long t;         /* Adam steps taken */
+    float *values;  /* (N) V at every position of the batch */
+    float *d_hidden;/* (N, C) the value loss's gradient into the trunk */
+    size_t cap;     /* positions values and d_hidden hold */
+} value_head;
 
 typedef struct {
     const ts_grpo_train_opts *o;
     ts_model *ref;
+    value_head vh; /* PPO only */
     ts_rollout_sampler sampler;
     ts_rollout r;
     int have_rollout;
@@ -223,6 +267,67 @@ static ts_status rollout_next(ts_batch_source *src, ts_batch *out) {
     return TS_OK;
 }
 
+//! [ppo-step]
+/* PPO's terms on the forward just run: the value head's values; on the first
+ * of μ steps the advantages A_t = r − V_old(s_t), whitened over the batch; the
+ * clipped objective with those per-token advantages (grpo.c, token-level); the
+ * value loss into m->d_logits' companion d_hidden; one Adam step of the head. */
+static ts_status ppo_terms(rl_run *x, ts_model *m, ts_grpo_stats *gs, float *loss, double *value_loss) {
+    ts_rollout *r = &x->r;
+    value_head *vh = &x->vh;
+    const ts_grpo_train_opts *o = x->o;
+    int n = r->P * r->G, C = vh->C, V = m->cfg.vocab_size;
+    size_t N = (size_t)n * r->T;
+    if (N > vh->cap) {
+        free(vh->values);
+        free(vh->d_hidden);
+        vh->values = ts_malloc(N * sizeof(float), "PPO values");
+        vh->d_hidden = ts_malloc(N * C * sizeof(float), "PPO hidden-state gradient");
+        vh->cap = vh->values && vh->d_hidden ? N : 0;
+        if (!vh->cap) return TS_ERR_NOMEM;
+    }
+    memset(vh->d_hidden, 0, N * C * sizeof(float));
+    memset(vh->g, 0, (size_t)(C + 1) * sizeof(float));
+    double lv = ts_value_loss(vh->values, vh->d_hidden, vh->g, m->hidden, vh->w, C, r, o->value_coef);
+    int record = !r->has_old && o->mu > 1;
+    if (!r->token_adv) { // the first step on this rollout: V is V_old
+        r->token_adv = ts_malloc(N * sizeof(double), "PPO advantages");
+        if (!r->token_adv) return TS_ERR_NOMEM;
+        double sum = 0, sq = 0, cnt = 0;
+        for (size_t k = 0; k < N; k++) {
+            r->token_adv[k] = 0.0;
+            if (r->targets[k] == TS_IGNORE) continue;
+            double a = r->rewards[k / r->T] - vh->values[k]; // GAE, γ = λ = 1, reward at the end: r − V(s_t)
+            r->token_adv[k] = a;
+            sum += a;
+            sq += a * a;
+            cnt++;
+        }
+        double mean = sum / cnt, sd = sqrt(fmax(sq / cnt - mean * mean, 0.0));
+        for (size_t k = 0; k < N; k++) // whitened over the batch, as PPO implementations do
+            if (r->targets[k] != TS_IGNORE) r->token_adv[k] = (r->token_adv[k] - mean) / (sd + 1e-8);
+    }
+    ts_grpo_opts po = o->grpo;
+    po.norm = TS_GRPO_NORM_TOKEN; // every token weighs the same, as PPO's mean over tokens
+    po.drop_zero_var = 0;
+    ts_grpo_tokens tok = {.logp = r->old_logp};
+    ts_status st = ts_grpo_loss(gs, m->d_logits, record ? &tok : NULL, m->logits, r, &po, V);
+    if (st) return st;
+    if (record) r->has_old = 1;
+    // Adam on the head (β1 0.9, β2 0.999): the loop's AdamW steps the model, not this
+    vh->t++;
+    double b1 = 0.9, b2 = 0.999, c1 = 1 - pow(b1, (double)vh->t), c2 = 1 - pow(b2, (double)vh->t);
+    for (int c = 0; c <= C; c++) {
+        vh->m1[c] = (float)(b1 * vh->m1[c] + (1 - b1) * vh->g[c]);
+        vh->m2[c] = (float)(b2 * vh->m2[c] + (1 - b2) * (double)vh->g[c] * vh->g[c]);
+        vh->w[c] -= (float)(o->value_lr * (vh->m1[c] / c1) / (sqrt(vh->m2[c] / c2) + 1e-8));
+    }
+    *loss = (float)(gs->loss + lv);
+    *value_loss = lv;
+    return TS_OK;
+}
+//! [ppo-step]
+
 //! [grpo-train-step]
 /* One step on the current rollout batch: forward, the GRPO (or RFT) loss, backward. */
 static ts_status rl_step(void *ctx, ts_model *m, const ts_batch *b, float *loss, double *stats) {
@@ -243,6 +348,14 @@ static ts_status rl_step(void *ctx, ts_model *m, const ts_batch *b, float *loss,
         if ((st = ts_grpo_loss(&gs, m->d_logits, record ? &tok : NULL, m->logits, r, &o->grpo, V))) return st;
         if (record) r->has_old = 1;
         *loss = (float)(gs.loss + aux_weight * m->aux_loss);
+    } else if (o->algo == TS_ALGO_PPO) {
+        if ((st = ppo_terms(x, m, &gs, loss, stats + N_STATS - 1))) return st;
+        *loss += (float)(aux_weight * m->aux_loss);
+        double v[N_STATS - 1] = {gs.reward_mean,   x->sampler.info.accuracy, x->sampler.info.format_rate,
+                                 gs.kl,            gs.clip_frac,             gs.zero_var_frac,
+                                 gs.completion_len, gs.entropy,              x->sampler.info.seconds};
+        memcpy(stats, v, sizeof v);
+        return ts_model_backward_from(m, m->d_logits, x->vh.d_hidden, aux_weight);
     } else { // RFT: the mean cross-entropy over the tokens of the right, clean completions
         ts_grpo_opts plain = o->grpo; // for the logged statistics only (no gradient from it)
         plain.beta = 0;
@@ -263,7 +376,8 @@ static ts_status rl_step(void *ctx, ts_model *m, const ts_batch *b, float *loss,
     }
     double v[N_STATS] = {gs.reward_mean,   x->sampler.info.accuracy, x->sampler.info.format_rate,
                          gs.kl,            gs.clip_frac,             gs.zero_var_frac,
-                         gs.completion_len, gs.entropy,              x->sampler.info.seconds};
+                         gs.completion_len, gs.entropy,              x->sampler.info.seconds,
+                         NAN};
     memcpy(stats, v, sizeof v);
     return ts_model_backward_from(m, m->d_logits, NULL, aux_weight);
 }
@@ -324,9 +438,9 @@ static uint64_t rl_fingerprint(uint64_t h, const ts_grpo_train_opts *o) {
     MIX(o->grpo.norm);
     MIX(o->grpo.scale_by_std);
     MIX(o->grpo.drop_zero_var);
-    float f[7] = {o->temperature,  o->grpo.eps_low,          o->grpo.eps_high,      o->grpo.beta,
-                  o->grpo.adv_eps, o->reward.accuracy_weight, o->reward.format_weight};
-    for (int i = 0; i < 7; i++) {
+    float f[9] = {o->temperature,  o->grpo.eps_low,          o->grpo.eps_high,         o->grpo.beta, o->grpo.adv_eps,
+                  o->reward.accuracy_weight, o->reward.format_weight, o->value_coef, o->value_lr};
+    for (int i = 0; i < 9; i++) {
         uint32_t bits;
         memcpy(&bits, &f[i], sizeof bits);
         MIX(bits);
@@ -340,7 +454,7 @@ ts_status ts_grpo_train(ts_model *policy, ts_model *ref, const bpe_tokenizer *to
                         ts_train_result *result) {
     memset(result, 0, sizeof *result);
     if (!policy->params.m) return ts_fail(TS_ERR_ARG, "grpo: the policy was created without optimizer state");
-    int need_ref = o->algo == TS_ALGO_GRPO && o->grpo.beta > 0;
+    int need_ref = o->algo != TS_ALGO_RFT && o->grpo.beta > 0;
     if (need_ref && !ref) return ts_fail(TS_ERR_ARG, "grpo: beta %g needs a reference model", (double)o->grpo.beta);
     if (o->grpo.norm == TS_GRPO_NORM_CONSTANT && o->grpo.max_len != o->max_new)
         return ts_fail(TS_ERR_ARG, "grpo: Dr. GRPO's constant must be the generation budget (%d), got %d", o->max_new,
@@ -358,7 +472,21 @@ ts_status ts_grpo_train(ts_model *policy, ts_model *ref, const bpe_tokenizer *to
     x->resume = loop->resume;
     x->last_eval_step = -1;
     ts_status st = ts_rollout_sampler_create(&x->sampler, policy, tok, prompts, o);
+    if (!st && o->algo == TS_ALGO_PPO) { // the critic: C + 1 weights, zero (V = 0 at first), and Adam's two moments
+        if (loop->resume) st = ts_fail(TS_ERR_ARG, "ppo: the value head is not saved with the checkpoint: no --resume");
+        int C = policy->cfg.hidden_size;
+        x->vh.C = C;
+        x->vh.w = ts_calloc((size_t)4 * (C + 1), sizeof(float), "PPO value head");
+        if (!st && !x->vh.w) st = TS_ERR_NOMEM;
+        if (!st) {
+            x->vh.g = x->vh.w + (C + 1);
+            x->vh.m1 = x->vh.g + (C + 1);
+            x->vh.m2 = x->vh.m1 + (C + 1);
+        }
+    }
     if (st) {
+        ts_rollout_sampler_free(&x->sampler);
+        free(x->vh.w);
         free(x);
         return st;
     }
@@ -376,7 +504,7 @@ ts_status ts_grpo_train(ts_model *policy, ts_model *ref, const bpe_tokenizer *to
     lo.seq_len = src->T;
     ts_rl_algo algo = o->algo;
     ts_trainer t = {
-        .label = algo == TS_ALGO_GRPO ? "grpo" : "rft",
+        .label = algo == TS_ALGO_GRPO ? "grpo" : algo == TS_ALGO_PPO ? "ppo" : "rft",
         .data = src,
         .loss = {.step = rl_step, .ctx = x, .n_stats = N_STATS, .stat_names = rl_stat_names},
         .eval = x->eval ? rl_eval : NULL,
@@ -395,6 +523,9 @@ ts_status ts_grpo_train(ts_model *policy, ts_model *ref, const bpe_tokenizer *to
     }
     ts_rollout_free(&x->r);
     ts_rollout_sampler_free(&x->sampler);
+    free(x->vh.w);
+    free(x->vh.values);
+    free(x->vh.d_hidden);
     free(x);
     return st;
 }

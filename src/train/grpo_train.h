@@ -27,6 +27,15 @@
  * uninterrupted one would. A run resumes at a multiple of μ only (the rollout
  * of a cycle was sampled by weights that no longer exist).
  *
+ * The baseline `--algo ppo` (DeepSeekMath §4.1's starting point, the critic GRPO
+ * drops): a linear value head V(s_t) = w·h_t + b on the policy's last hidden
+ * state (a shared trunk, not a second model), trained by the squared error to
+ * the outcome reward; with γ = λ = 1 and the reward only at the end, GAE's
+ * advantage is A_t = r − V(s_t), computed once per rollout batch (V_old), then
+ * whitened over the batch's completion tokens; the policy term is the same
+ * clipped objective with per-token advantages (rollout.h: token_adv),
+ * token-level normalisation. The head is not saved with the checkpoint.
+ *
  * The baseline `--algo rft` (DeepSeekMath §5.2's online RFT) uses the same
  * rollouts: it keeps each step's right, clean completions and takes a
  * supervised step on them (mean cross-entropy over their tokens), no
@@ -48,7 +57,8 @@
 /** What the loss does with a rollout batch. */
 typedef enum {
     TS_ALGO_GRPO = 0, /**< group advantages, the clipped ratio, the KL (train/grpo.h) */
-    TS_ALGO_RFT = 1   /**< online rejection-sampling fine-tuning: SFT on the right, clean completions */
+    TS_ALGO_RFT = 1,  /**< online rejection-sampling fine-tuning: SFT on the right, clean completions */
+    TS_ALGO_PPO = 2   /**< PPO with a learned value head: per-token advantages r − V(s_t) (GAE, γ = λ = 1) */
 } ts_rl_algo;
 
 /** A reward in place of the rule rewards (a test's, another task's): the reward of @p generated for problem @p e. */
@@ -68,6 +78,8 @@ typedef struct {
     ts_reward_opts reward;  /**< the rule rewards' weights */
     ts_reward_fn reward_fn; /**< NULL: the rule rewards; else this pays (accuracy and format are still logged) */
     void *reward_ctx;       /**< passed to reward_fn */
+    float value_coef;       /**< PPO: weight of the value loss (0.5) */
+    float value_lr;         /**< PPO: the value head's Adam learning rate (1e-3) */
     int eval_problems;      /**< held-out problems for the greedy pass\@1 (0 = none) */
     const char *eval_path;  /**< CSV of the evaluations: step, greedy_pass1, greedy_format, mean_len (NULL = none) */
 } ts_grpo_train_opts;
@@ -127,6 +139,21 @@ void ts_rollout_sampler_free(ts_rollout_sampler *s);
 ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_rollout *r);
 
 /**
+ * @brief PPO's value loss on a rollout: V = w·h + b at every completion
+ *        position (where the model predicts a completion token: the state
+ *        before it), L = (coef/2n) Σ_t (V_t − r_i)² over the n completion
+ *        tokens, r_i the completion's reward (the return, γ = 1).
+ * @param values   (N = P·G·T) out: V at every position (NaN-free; 0 weight outside completions)
+ * @param d_hidden (N, C) += dL/dh, or NULL
+ * @param grad     (C+1) += dL/d(w, b), or NULL
+ * @param hidden   (N, C) the policy's last hidden state (m->hidden)
+ * @param head     (C+1) w then b
+ * @return L
+ */
+double ts_value_loss(float *values, float *d_hidden, float *grad, const float *hidden, const float *head, int C,
+                     const ts_rollout *r, float coef);
+
+/**
  * @brief Train @p policy (created with the optimizer moments, weights loaded)
  *        by GRPO (or RFT) on @p prompts, with @p ref (frozen, may be NULL when
  *        β = 0 or RFT) as the reference; @p eval (may be NULL) gives the
@@ -134,7 +161,7 @@ ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_r
  *        loop->batch_size and seq_len are set from P·G and the lengths. The
  *        metrics CSV has the loop's columns, then reward, accuracy,
  *        format_rate, kl, clip_frac, zero_var_frac, completion_len, entropy,
- *        rollout_s.
+ *        rollout_s, value_loss (NaN but for PPO).
  */
 ts_status ts_grpo_train(ts_model *policy, ts_model *ref, const bpe_tokenizer *tok, const ts_rl_prompts *prompts,
                         const ts_examples *eval, const ts_grpo_train_opts *o, const ts_train_opts *loop,
