@@ -5,7 +5,8 @@
  * whole training steps; μ = 1, β = 0 is one step of REINFORCE with a group-mean
  * baseline built by hand from a weighted cross-entropy; the command line
  * (bad flags, and a run that resumes bit for bit); PPO's value loss against
- * finite differences, and its per-token advantages against GRPO's. The GRPO loss itself is
+ * finite differences, and its per-token advantages against GRPO's; one
+ * online-RFT step against an SFT step on the kept samples. The GRPO loss itself is
  * tested in test_ch08_grpo.c, and its gradient with β > 0 after a real update
  * (μ > 1) in double precision in tests/f64/test_grpo_gradcheck.c. */
 #include "testutil.h"
@@ -621,6 +622,72 @@ static void cli_runs_and_resumes(void **state) {
     assert_non_null(strstr(out, "value head"));
 }
 
+/* --algo rft: one step is one SFT step on the step's right, clean completions
+ * (mean cross-entropy over their tokens, through loss.c), and the same AdamW
+ * step, bit for bit; from a briefly fine-tuned model, some of whose samples are
+ * right and clean and some not. */
+static void rft_step_is_sft_on_kept_samples(void **state) {
+    (void)state;
+    cli_world();
+    world w;
+    world_open(&w, TS_TEMPLATE_R1);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/sft", tu_dir);
+    ts_model a, b;
+    assert_int_equal(ts_checkpoint_load(&a, dir, TS_MODEL_TRAIN), TS_OK);
+    assert_int_equal(ts_checkpoint_load(&b, dir, TS_MODEL_TRAIN), TS_OK);
+    ts_grpo_train_opts o = small_opts();
+    o.algo = TS_ALGO_RFT;
+    o.grpo.beta = 0;
+    ts_train_opts lo = loop_opts(1);
+    lo.grad_clip = 0.0f;
+    ts_train_result res;
+    assert_int_equal(ts_grpo_train(&a, NULL, &w.tok, &w.prompts, NULL, &o, &lo, &res), TS_OK);
+
+    ts_rollout_sampler smp;
+    assert_int_equal(ts_rollout_sampler_create(&smp, &b, &w.tok, &w.prompts, &o), TS_OK);
+    ts_rng order;
+    ts_rng_seed(&order, lo.seed, TS_STREAM_DATA);
+    ts_rollout r = {0};
+    assert_int_equal(ts_grpo_rollout(&smp, &order, 0, &r), TS_OK);
+    int n = o.P * o.G, N = n * r.T, V = w.cfg.vocab_size, kept = 0, dropped = 0;
+    long kept_tokens = 0;
+    float *wt = calloc((size_t)N, sizeof(float));
+    for (int i = 0; i < n; i++) {
+        const int *tok = r.tokens + (size_t)i * r.T + r.prompt_len[i];
+        int c = r.completion_len[i];
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(bpe_decode(&w.tok, tok, (size_t)(tok[c - 1] == bpe_special_id(&w.tok, BPE_EOS) ? c - 1 : c),
+                                    &text, &len),
+                         TS_OK);
+        ts_reward rw = ts_reward_of(o.tmpl, text, w.set.ex[smp.info.problem[i / o.G]].answer, &o.reward);
+        free(text);
+        int keep = rw.correct && rw.format_ok;
+        kept += keep;
+        dropped += !keep;
+        for (int t = 0; t < r.T && keep; t++) wt[(size_t)i * r.T + t] = 1.0f;
+        kept_tokens += keep ? c : 0;
+    }
+    printf("  rft: %d of %d samples kept (right and clean), %ld tokens\n", kept, n, kept_tokens);
+    assert_true(kept >= 1 && dropped >= 1);
+    ts_model_zero_grad(&b);
+    assert_int_equal(ts_model_forward_logits(&b, r.tokens, n, r.T), TS_OK);
+    memset(b.d_logits, 0, (size_t)N * V * sizeof(float));
+    ts_ce_result ce;
+    assert_int_equal(ts_loss_crossentropy(&ce, b.d_logits, NULL, b.logits, r.targets, wt, (double)kept_tokens, N, V),
+                     TS_OK);
+    assert_int_equal(ts_model_backward_from(&b, b.d_logits, NULL, 0.0f), TS_OK);
+    adamw_step(&b.params, &lo.adamw, lr_schedule(0, lo.warmup, lo.steps, lo.lr, lo.min_lr), 1);
+    assert_memory_equal(a.params.data, b.params.data, a.params.numel * sizeof(float));
+    free(wt);
+    ts_rollout_free(&r);
+    ts_rollout_sampler_free(&smp);
+    ts_model_free(&a);
+    ts_model_free(&b);
+    world_close(&w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reward_table),
@@ -631,6 +698,7 @@ int main(void) {
         cmocka_unit_test(per_token_advantages_generalise_grpo),
         cmocka_unit_test(cli_rejects_bad_flags),
         cmocka_unit_test_setup_teardown(cli_runs_and_resumes, tu_setup_dir, tu_teardown_dir),
+        cmocka_unit_test_setup_teardown(rft_step_is_sft_on_kept_samples, tu_setup_dir, tu_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
