@@ -151,7 +151,8 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
  * sequences: one forward to the logits; out (P·G·T) gets the completion
  * tokens' log-probabilities, 0 elsewhere. Fills r->old_logp (then set
  * r->has_old) before the first of μ updates, or r->ref_logp from the frozen
- * reference. Replaces @p m's activations.
+ * reference. Replaces @p m's activations. A frozen model runs one group of G
+ * sequences at a time (its activation memory is a group's).
  */
 ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out);
 
