@@ -16,6 +16,12 @@
  *         gradient; on the first of the μ steps π_θ = π_old, so its log-probs
  *         are π_old's: recorded there (no extra forward) for the μ−1 steps after
  *
+ * A completion ends at `<|eos|>` (kept: ending is an action the policy took
+ * and is trained like any token), at `</answer>` (nothing after the answer is
+ * generated, as in evaluation), or at max_new tokens. At a temperature τ ≠ 1
+ * the samples come from softmax(z/τ) while the ratio and the KL use the
+ * policy itself (τ = 1): the samples are then slightly off-policy.
+ *
  * π_old's log-probs come from the training forward, not from the sampler's
  * decode path (whose absorbed attention rounds differently): so ρ = 1 exactly
  * on the first step, and μ = 1 is REINFORCE with a group baseline bit for bit.
