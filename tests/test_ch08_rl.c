@@ -292,12 +292,14 @@ static ts_train_opts loop_opts(long steps) {
     return lo;
 }
 
-/* Every group's rewards equal (the groups' differ): the advantages are exactly 0, so with the
- * reference at the starting weights (its k3 gradient β(1 − π_ref/π_θ) is
- * exactly 0 there) every gradient is exactly 0, AdamW's moments stay 0, and
- * without weight decay the weights after two rollout batches of μ = 2 steps
- * each are the starting weights, bit for bit: for each normalisation, with
- * β = 0 and with a reference held. The same run with rewards that differ moves
+/* Every group's rewards equal (the groups' differ): the advantages are exactly
+ * 0, so every gradient is exactly 0, AdamW's moments stay 0, and without
+ * weight decay the weights after two rollout batches of μ = 2 steps each are
+ * the starting weights, bit for bit: for each normalisation with β = 0, and
+ * with a reference held (β > 0) when the zero-variance groups leave the batch
+ * (then no KL term is left either; with them kept, the KL's gradient at
+ * π_ref = π_θ is 0 only up to the rounding of the reference's group-sized
+ * forward, ts_grpo_token_logp()). The same run with rewards that differ moves
  * them (the check can fail). */
 static void equal_rewards_leave_weights_bit_identical(void **state) {
     (void)state;
@@ -311,6 +313,7 @@ static void equal_rewards_leave_weights_bit_identical(void **state) {
         o.grpo.norm = norms[variant % 3];
         o.grpo.max_len = o.max_new;
         o.grpo.beta = variant == 1 || variant == 3 ? 0.2f : 0.0f;
+        o.grpo.drop_zero_var = variant == 1;
         o.reward_fn = variant == 3 ? byte_reward : per_problem_reward;
         o.reward_ctx = &half;
         ts_train_opts lo = loop_opts(4);

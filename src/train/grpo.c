@@ -259,7 +259,8 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
 ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out) {
     int n = r->P * r->G, T = r->T, V = m->cfg.vocab_size;
     // A frozen model (the reference) keeps nothing for a backward: it runs one group at a time, so its
-    // activations take one group's memory, not the batch's. Every row's logits are its own (no op mixes rows).
+    // activations take one group's memory, not the batch's. No op mixes rows, so each row's logits are the
+    // batch forward's up to rounding (a matrix product of another height may round differently).
     int chunk = m->mode == TS_MODEL_FROZEN ? r->G : n;
     for (int b0 = 0; b0 < n; b0 += chunk) {
         int rows = n - b0 < chunk ? n - b0 : chunk;

@@ -152,7 +152,9 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
  * tokens' log-probabilities, 0 elsewhere. Fills r->old_logp (then set
  * r->has_old) before the first of μ updates, or r->ref_logp from the frozen
  * reference. Replaces @p m's activations. A frozen model runs one group of G
- * sequences at a time (its activation memory is a group's).
+ * sequences at a time (its activation memory is a group's); its log-probs then
+ * equal a whole-batch forward's up to rounding, not bit for bit (the policy's
+ * own, for π_old, come from the loss's forward: grpo_train.c).
  */
 ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out);
 
