@@ -128,3 +128,16 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
     if (n_positional) *n_positional = np;
     return 0;
 }
+
+void cli_train_apply(ts_train_opts *o, const cli_train_flags *f) {
+    ts_set_num_threads(f->threads);
+    o->adamw.weight_decay = f->wd;
+    o->resume = f->resume;
+    o->quiet = f->quiet;
+}
+
+int cli_train_check(const char *cmd, const ts_train_opts *o) {
+    if (o->warmup >= o->steps && o->steps > 1)
+        return cli_error("%s: --warmup (%ld) must be below --steps (%ld)", cmd, o->warmup, o->steps);
+    return 0;
+}

@@ -40,8 +40,8 @@ int cmd_pretrain(int argc, char **argv) {
     ts_train_opts o = ts_train_opts_default();
     const char *config = NULL, *data = NULL, *text = NULL, *tokenizer = NULL, *out = NULL, *metrics = NULL;
     uint64_t init_seed = 1;
-    int threads = 0, resume = 0, quiet = 0;
-    float wd = o.adamw.weight_decay, aux_alpha = -1;
+    cli_train_flags tf = {.wd = o.adamw.weight_decay};
+    float aux_alpha = -1;
     const char *expert_load = NULL, *fp8_scaling = NULL;
     int fp8 = 0;
     cli_opt opts[] = {
@@ -51,23 +51,11 @@ int cmd_pretrain(int argc, char **argv) {
         {"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (from `tinyseek tokenizer train`)", 1, 0},
         {"out", OPT_STR, &out, "checkpoint folder to write (a Hugging Face model folder)", 1, 0},
         {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
-        {"steps", OPT_LONG, &o.steps, "optimizer steps", 1, 1e9},
+        CLI_TRAIN_FLAGS(o, tf),
         {"batch", OPT_INT, &o.batch_size, "sequences per step (B)", 1, 4096},
         {"seq", OPT_INT, &o.seq_len, "tokens per sequence (T)", 2, 1 << 20},
-        {"lr", OPT_FLOAT, &o.lr, "peak learning rate", 0, 10},
-        {"min-lr", OPT_FLOAT, &o.min_lr, "final learning rate (cosine)", 0, 10},
-        {"warmup", OPT_LONG, &o.warmup, "linear warmup steps", 0, 1e9},
-        {"clip", OPT_FLOAT, &o.grad_clip, "global gradient-norm clip (0 = off)", 0, 1e9},
-        {"wd", OPT_FLOAT, &wd, "AdamW weight decay", 0, 10},
-        {"eval-every", OPT_LONG, &o.eval_every, "held-out evaluation period (steps)", 0, 1e9},
         {"eval-batches", OPT_INT, &o.eval_batches, "batches per evaluation", 1, 100000},
-        {"save-every", OPT_LONG, &o.save_every, "checkpoint period (steps, 0 = at the end)", 0, 1e9},
-        {"seed", OPT_U64, &o.seed, "data-order seed", 1, 0},
         {"init-seed", OPT_U64, &init_seed, "weight-initialisation seed", 1, 0},
-        {"threads", OPT_INT, &threads, "threads (0 = OMP_NUM_THREADS or all cores)", 0, 1024},
-        {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
-        {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
-        {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
         {"bias-update-speed", OPT_FLOAT, &o.bias_update_speed,
          "MoE: auxiliary-loss-free balancing, each step b_i -= g*sign(load_i - mean) (0 = off)", 0, 10},
         {"aux-loss-alpha", OPT_FLOAT, &aux_alpha, "MoE: override the config's aux_loss_alpha (sequence-wise balance loss)", 0, 10},
@@ -83,10 +71,8 @@ int cmd_pretrain(int argc, char **argv) {
                        argc, argv, opts,
                        (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    ts_set_num_threads(threads);
-    o.adamw.weight_decay = wd;
-    o.resume = resume;
-    o.quiet = quiet;
+    cli_train_apply(&o, &tf);
+    int resume = tf.resume, quiet = tf.quiet;
     if (!tokenizer) return cli_error("pretrain: --tokenizer is required");
     if (!data == !text) return cli_error("pretrain: give exactly one of --data DIR or --text FILE");
     if (!out) return cli_error("pretrain: --out is required");
@@ -96,7 +82,7 @@ int cmd_pretrain(int argc, char **argv) {
         return cli_error("pretrain: --fp8-scaling must be tile or tensor, got '%s'", fp8_scaling);
     if (fp8) /* recorded in the run fingerprint: a resume must ask for the same precision */
         o.precision = ts_precision_fp8(fp8_scaling && !strcmp(fp8_scaling, "tensor") ? TS_FP8_PER_TENSOR : TS_FP8_FINE);
-    if (o.warmup >= o.steps && o.steps > 1) return cli_error("pretrain: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
+    if ((rc = cli_train_check("pretrain", &o))) return rc;
     char metrics_buf[4096], config_buf[4096], load_buf[4096];
     if (!expert_load) {
         snprintf(load_buf, sizeof load_buf, "%s/expert_load.csv", out);

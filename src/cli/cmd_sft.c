@@ -31,8 +31,8 @@ int cmd_sft(int argc, char **argv) {
     o.eval_every = 50;
     const char *init = NULL, *data = NULL, *train_path = NULL, *test_path = NULL, *out = NULL, *metrics = NULL,
                *tmpl_name = "r1";
-    int threads = 0, resume = 0, quiet = 0, eval_pairs = 200;
-    float wd = o.adamw.weight_decay;
+    int eval_pairs = 200;
+    cli_train_flags tf = {.wd = o.adamw.weight_decay};
     cli_opt opts[] = {
         {"init", OPT_STR, &init, "checkpoint folder to start from (config.json, model.safetensors, tokenizer.json)", 1, 0},
         {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses sft_train.jsonl / sft_test.jsonl)", 1, 0},
@@ -41,37 +41,23 @@ int cmd_sft(int argc, char **argv) {
         {"template", OPT_STR, &tmpl_name, "chat template: r1 or r1-zero", 1, 0},
         {"out", OPT_STR, &out, "checkpoint folder to write", 1, 0},
         {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
-        {"steps", OPT_LONG, &o.steps, "optimizer steps", 1, 1e9},
+        CLI_TRAIN_FLAGS(o, tf),
         {"batch", OPT_INT, &o.batch_size, "pairs per step (B)", 1, 4096},
-        {"lr", OPT_FLOAT, &o.lr, "peak learning rate", 0, 10},
-        {"min-lr", OPT_FLOAT, &o.min_lr, "final learning rate (cosine)", 0, 10},
-        {"warmup", OPT_LONG, &o.warmup, "linear warmup steps", 0, 1e9},
-        {"clip", OPT_FLOAT, &o.grad_clip, "global gradient-norm clip (0 = off)", 0, 1e9},
-        {"wd", OPT_FLOAT, &wd, "AdamW weight decay", 0, 10},
-        {"eval-every", OPT_LONG, &o.eval_every, "held-out evaluation period (steps)", 0, 1e9},
         {"eval-pairs", OPT_INT, &eval_pairs, "held-out pairs per evaluation (0 = all)", 0, 1 << 30},
-        {"save-every", OPT_LONG, &o.save_every, "checkpoint period (steps, 0 = at the end)", 0, 1e9},
-        {"seed", OPT_U64, &o.seed, "data-order seed", 1, 0},
-        {"threads", OPT_INT, &threads, "threads (0 = OMP_NUM_THREADS or all cores)", 0, 1024},
-        {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
-        {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
-        {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
     };
     int rc = cli_parse("sft",
                        "--init MODEL_DIR (--data DIR | --train F [--test F]) --out DIR [flags]\n"
                        "exit status: 0 done, 2 bad input, 3 diverged (a loss or gradient became nan/inf)",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    ts_set_num_threads(threads);
-    o.adamw.weight_decay = wd;
-    o.resume = resume;
-    o.quiet = quiet;
+    cli_train_apply(&o, &tf);
+    int resume = tf.resume, quiet = tf.quiet;
     ts_template tmpl;
     if (ts_template_parse(tmpl_name, &tmpl)) return cli_lib_error();
     if (!out) return cli_error("sft: --out is required");
     if (!init && !resume) return cli_error("sft: --init MODEL_DIR is required (or --resume to continue a run)");
     if (!data == !train_path) return cli_error("sft: give exactly one of --data DIR or --train FILE");
-    if (o.warmup >= o.steps && o.steps > 1) return cli_error("sft: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
+    if ((rc = cli_train_check("sft", &o))) return rc;
     char train_buf[4096], test_buf[4096], metrics_buf[4096], tok_path[4096];
     if (data) {
         snprintf(train_buf, sizeof train_buf, "%s/sft_train.jsonl", data);

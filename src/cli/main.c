@@ -28,6 +28,7 @@ static const command commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on templated pairs, loss on the response only (chapter 7)"},
     {"evaluate", cmd_evaluate, "pass@1, pass@k, maj@k, format rate by difficulty, as CSV/JSON (chapter 7)"},
     {"rejection-sample", cmd_rejection_sample, "keep a model's right, clean samples as SFT pairs (chapter 7)"},
+    {"grpo", cmd_grpo, "GRPO (or online RFT) with rule rewards from a base or SFT model (chapter 8)"},
     {"distill", cmd_distill, "distil a frozen teacher's soft targets into a student, response only (chapter 9)"},
     {"dump-grads", cmd_dump, "logits, loss, gradients and AdamW steps of a random model, for the PyTorch twin"},
     {"bench", cmd_bench, "training, prefill and generation tokens/s, GFLOP/s, peak memory"},

@@ -48,6 +48,7 @@ void ts_rollout_free(ts_rollout *r) {
     free(r->rewards);
     free(r->old_logp);
     free(r->ref_logp);
+    free(r->token_adv);
     memset(r, 0, sizeof *r);
 }
 

@@ -42,6 +42,9 @@ typedef struct {
     double *ref_logp;    /**< (P·G, T) log π_ref(targets[t]), or NULL: no reference (β = 0) */
     int has_old;         /**< 0: π_old is the policy being trained (the first of μ updates), so ρ ≡ 1
                               exactly and old_logp is not read; 1: old_logp holds π_old's log-probs */
+    double *token_adv;   /**< (P·G, T) per-token advantages (PPO's, from a value head), or NULL: every token
+                              of completion i gets the group advantage of its reward (GRPO); owned, freed
+                              with the rollout, not allocated by ts_rollout_alloc() */
 } ts_rollout;
 
 /**

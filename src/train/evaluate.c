@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "io/fileio.h"
+#include "model/sampling.h"
 
 ts_eval_opts ts_eval_opts_default(void) {
     ts_eval_opts o;
@@ -25,22 +26,6 @@ ts_eval_opts ts_eval_opts_default(void) {
     return o;
 }
 
-/* Sequence @p dst starts as a copy of sequence @p src: every cached position of
- * every layer (the latent for absorbed MLA, keys and values otherwise). */
-static void kvcache_copy_seq(ts_kvcache *c, int dst, int src) {
-    int n = c->len[src];
-    for (int l = 0; l < c->L; l++) {
-        if (c->k) memcpy(ts_kvcache_row(c->k, c, c->kv_dim, l, dst, 0), ts_kvcache_row(c->k, c, c->kv_dim, l, src, 0),
-                         (size_t)n * c->kv_dim * sizeof(float));
-        if (c->v) memcpy(ts_kvcache_row(c->v, c, c->v_dim, l, dst, 0), ts_kvcache_row(c->v, c, c->v_dim, l, src, 0),
-                         (size_t)n * c->v_dim * sizeof(float));
-        if (c->latent)
-            memcpy(ts_kvcache_latent_at(c, l, dst, 0), ts_kvcache_latent_at(c, l, src, 0),
-                   (size_t)n * c->latent_dim * sizeof(float));
-    }
-    c->len[dst] = n;
-}
-
 /* Everything one pass (greedy, or k samples) needs. */
 typedef struct {
     ts_model *m;
@@ -51,74 +36,54 @@ typedef struct {
     ts_sampler sampler; /* temperature 0 = greedy */
     int per_group;      /* problems decoded together */
     int B;              /* per_group · k sequences */
-    int max_T;          /* cache positions per sequence */
-    ts_kvcache cache;
-    float *logits;      /* (B,V) */
-    int *gen;           /* (B,max_new) generated ids */
-    int *len;           /* (B) generated so far */
-    int *active;        /* (B) still generating */
-    int *next;          /* (B) the token each reads next */
-    ts_rng *rng;        /* (B) one stream per sequence */
+    ts_gen_batch gen;   /* the cache, logits, generated ids and streams of B sequences */
+    int **ids;          /* (per_group) the group's prompts, tokenized */
+    int *ids_len;       /* (per_group) their lengths */
     char **text;        /* (B) decoded responses */
     char (*answer)[64]; /* (B) parsed answers, for the majority vote */
 } pass;
 
 static void pass_free(pass *p) {
-    ts_kvcache_free(&p->cache);
+    ts_gen_free(&p->gen);
     for (int b = 0; p->text && b < p->B; b++) free(p->text[b]);
-    free(p->logits);
-    free(p->gen);
-    free(p->len);
-    free(p->active);
-    free(p->next);
-    free(p->rng);
+    free(p->ids);
+    free(p->ids_len);
     free(p->text);
     free(p->answer);
 }
 
 //! [eval-generate]
-/* Prefill each problem of the group once, copy its cache to its k sequences,
- * then decode every unfinished sequence together, one token per step, until
- * each has written <|eos|> (dropped), </answer> (kept) or max_new tokens. */
+/* Render and tokenize each problem of the group, seed each of its k sequences'
+ * own stream from (seed, problem, sample), then sample them all at once
+ * through the batched KV cache (model/sampling.c): each prompt is prefilled
+ * once and its cache copied to its k sequences, which stop at <|eos|>
+ * (dropped), </answer> (kept) or max_new tokens. */
 static ts_status generate_group(pass *p, int first, int count) {
-    const ts_config *cfg = &p->m->cfg;
-    int V = cfg->vocab_size, eos = bpe_special_id(p->tok, BPE_EOS), end = bpe_special_id(p->tok, BPE_ANSWER_END);
     ts_status st = TS_OK;
-    for (int b = 0; b < p->B; b++) p->active[b] = p->len[b] = 0;
+    int **ids = p->ids, *lens = p->ids_len;
+    for (int i = 0; i < count; i++) ids[i] = NULL;
     for (int i = 0; i < count && !st; i++) {
         const ts_example *e = &p->problems->ex[first + i];
-        int *ids = NULL, n = 0, n_prompt = 0, b0 = i * p->k;
-        if ((st = ts_chat_encode(p->tok, p->o->tmpl, e->prompt, NULL, &ids, &n, &n_prompt))) break;
-        if (n + 1 > p->max_T)
+        int n_prompt = 0;
+        if ((st = ts_chat_encode(p->tok, p->o->tmpl, e->prompt, NULL, &ids[i], &lens[i], &n_prompt))) break;
+        if (lens[i] + 1 > p->gen.max_T)
             st = ts_fail(TS_ERR_RANGE, "evaluate: problem %d's prompt is %d tokens, the context holds %d", first + i + 1,
-                         n, p->max_T);
-        if (!st) st = ts_model_prefill(p->m, &p->cache, b0, ids, n, p->logits + (size_t)b0 * V);
-        free(ids);
-        for (int j = 0; j < p->k && !st; j++) {
-            int b = b0 + j;
-            if (j > 0) {
-                kvcache_copy_seq(&p->cache, b, b0);
-                memcpy(p->logits + (size_t)b * V, p->logits + (size_t)b0 * V, (size_t)V * sizeof(float));
-            }
+                         lens[i], p->gen.max_T);
+        for (int j = 0; j < p->k; j++) {
             uint64_t stream = ((((uint64_t)(first + i)) << 24) | (uint64_t)j) * 8 + TS_STREAM_SAMPLE;
-            ts_rng_seed(&p->rng[b], p->o->seed, stream); // this sequence's own stream
-            p->active[b] = 1;
+            ts_rng_seed(&p->gen.rng[i * p->k + j], p->o->seed, stream); // this sequence's own stream
         }
     }
-    for (int step = 0; !st; step++) {
-        int any = 0;
-        for (int b = 0; b < p->B; b++) {
-            if (!p->active[b]) continue;
-            for (int v = p->tok->vocab_size; v < V; v++) p->logits[(size_t)b * V + v] = -INFINITY; // padding ids
-            int t = ts_sample(p->logits + (size_t)b * V, V, &p->sampler, &p->rng[b]);
-            if (t != eos) p->gen[(size_t)b * p->o->max_new + p->len[b]++] = t;
-            if (t == eos || t == end || p->len[b] == p->o->max_new || p->cache.len[b] + 1 >= p->max_T)
-                p->active[b] = 0; // done: nothing after </answer> is generated
-            p->next[b] = t;
-            any |= p->active[b];
-        }
-        if (!any) break;
-        st = ts_model_decode(p->m, &p->cache, p->next, p->active, p->logits);
+    ts_gen_opts go = {.sampler = p->sampler,
+                      .max_new = p->o->max_new,
+                      .eos_id = bpe_special_id(p->tok, BPE_EOS),
+                      .keep_eos = 0,
+                      .stop_id = bpe_special_id(p->tok, BPE_ANSWER_END),
+                      .n_valid = p->tok->vocab_size};
+    if (!st) st = ts_gen_run(&p->gen, p->m, (const int *const *)ids, lens, count, p->k, &go);
+    for (int i = 0; i < count; i++) {
+        free(ids[i]);
+        ids[i] = NULL;
     }
     return st;
 }
@@ -137,7 +102,7 @@ static ts_status score_group(pass *p, int first, int count, int sampled, ts_eval
             int b = i * p->k + j;
             char *text = NULL;
             size_t n = 0;
-            ts_status st = bpe_decode(p->tok, p->gen + (size_t)b * p->o->max_new, (size_t)p->len[b], &text, &n);
+            ts_status st = bpe_decode(p->tok, p->gen.gen + (size_t)b * p->gen.max_new, (size_t)p->gen.len[b], &text, &n);
             if (st) return st;
             free(p->text[b]);
             p->text[b] = ts_malloc(plen + n + 1, "response text");
@@ -152,13 +117,13 @@ static ts_status score_group(pass *p, int first, int count, int sampled, ts_eval
             if (!sampled) {
                 r->greedy_correct = s.correct;
                 r->greedy_format = s.format == TS_FORMAT_OK;
-                r->greedy_len = p->len[b];
+                r->greedy_len = p->gen.len[b];
                 continue;
             }
             r->n++;
             r->correct += s.correct;
             r->clean += s.format == TS_FORMAT_OK;
-            r->len_sum += p->len[b];
+            r->len_sum += p->gen.len[b];
             if (!ts_answer_extract(p->text[b], p->answer[b], sizeof p->answer[b])) p->answer[b][0] = '\0';
             if (j < 4096) votes[j] = p->answer[b];
             if (fn && (st = fn(ctx, first + i, j, p->text[b], &s))) return st;
@@ -175,6 +140,7 @@ static ts_status run_pass(ts_model *m, const bpe_tokenizer *tok, const ts_exampl
                           int k, float temperature, ts_eval_problem *out, ts_eval_sample_fn fn, void *ctx) {
     pass p;
     memset(&p, 0, sizeof p);
+    if (problems->n == 0) return TS_OK;
     p.m = m;
     p.tok = tok;
     p.problems = problems;
@@ -192,20 +158,15 @@ static ts_status run_pass(ts_model *m, const bpe_tokenizer *tok, const ts_exampl
         if (st) return st;
         if (n > longest) longest = n;
     }
-    p.max_T = longest + o->max_new + 1;
-    if (p.max_T > m->cfg.max_position_embeddings) p.max_T = m->cfg.max_position_embeddings;
-    int V = m->cfg.vocab_size;
-    ts_status st = ts_kvcache_create(&p.cache, m, p.B, p.max_T);
+    int max_T = longest + o->max_new + 1;
+    if (max_T > m->cfg.max_position_embeddings) max_T = m->cfg.max_position_embeddings;
+    ts_status st = ts_gen_create(&p.gen, m, p.B, max_T, o->max_new);
     if (st) return st;
-    p.logits = ts_malloc((size_t)p.B * V * sizeof(float), "evaluation logits");
-    p.gen = ts_malloc((size_t)p.B * o->max_new * sizeof(int), "generated tokens");
-    p.len = ts_calloc((size_t)p.B, sizeof(int), "generated lengths");
-    p.active = ts_calloc((size_t)p.B, sizeof(int), "active sequences");
-    p.next = ts_calloc((size_t)p.B, sizeof(int), "next tokens");
-    p.rng = ts_calloc((size_t)p.B, sizeof(ts_rng), "sampling streams");
+    p.ids = ts_calloc((size_t)p.per_group, sizeof(int *), "prompt tokens");
+    p.ids_len = ts_calloc((size_t)p.per_group, sizeof(int), "prompt lengths");
     p.text = ts_calloc((size_t)p.B, sizeof(char *), "responses");
     p.answer = ts_calloc((size_t)p.B, sizeof *p.answer, "answers");
-    if (!p.logits || !p.gen || !p.len || !p.active || !p.next || !p.rng || !p.text || !p.answer) st = TS_ERR_NOMEM;
+    if (!p.ids || !p.ids_len || !p.text || !p.answer) st = TS_ERR_NOMEM;
     double t0 = ts_now();
     for (int first = 0; first < problems->n && !st; first += p.per_group) {
         int count = problems->n - first < p.per_group ? problems->n - first : p.per_group;

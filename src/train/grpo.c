@@ -143,6 +143,9 @@ static ts_status check_rollout(const ts_rollout *r, const ts_grpo_opts *o, int V
             if (r->has_old && !isfinite(r->old_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: old log-prob of sequence %d at position %d is %g", i, t,
                                r->old_logp[k]);
+            if (r->token_adv && !isfinite(r->token_adv[k]))
+                return ts_fail(TS_ERR_RANGE, "grpo: advantage of sequence %d at position %d is %g", i, t,
+                               r->token_adv[k]);
             if (r->ref_logp && !isfinite(r->ref_logp[k]))
                 return ts_fail(TS_ERR_RANGE, "grpo: reference log-prob of sequence %d at position %d is %g", i, t,
                                r->ref_logp[k]);
@@ -214,7 +217,8 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
             row_logp_entropy(logits + k * V, y, V, &logp, &h);
             // μ = 1: π_old is this very policy, ρ = exp(0) = 1 and the clip cannot fire
             double old = r->has_old ? r->old_logp[k] : logp;
-            grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, adv[i], o);
+            double A = r->token_adv ? r->token_adv[k] : adv[i]; // PPO: a value head's per-token advantage
+            grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, A, o);
             entropy += h;
             kl += term.k3;
             clipped += term.clipped;
@@ -254,16 +258,25 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
 
 ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out) {
     int n = r->P * r->G, T = r->T, V = m->cfg.vocab_size;
-    ts_status s = ts_model_forward_logits(m, r->tokens, n, T);
-    if (s) return s;
-    for (size_t k = 0; k < (size_t)n * T; k++) {
-        int y = r->targets[k];
-        out[k] = 0.0;
-        if (y == TS_IGNORE) continue;
-        if (y < 0 || y >= V)
-            return ts_fail(TS_ERR_RANGE, "grpo: target %d at row %zu is outside the vocabulary (0..%d)", y, k, V - 1);
-        double h;
-        row_logp_entropy(m->logits + k * V, y, V, &out[k], &h); // the loss's own log π: equal weights, ρ = 1 exactly
+    // A frozen model (the reference) keeps nothing for a backward: it runs one group at a time, so its
+    // activations take one group's memory, not the batch's. No op mixes rows, so each row's logits are the
+    // batch forward's up to rounding (a matrix product of another height may round differently).
+    int chunk = m->mode == TS_MODEL_FROZEN ? r->G : n;
+    for (int b0 = 0; b0 < n; b0 += chunk) {
+        int rows = n - b0 < chunk ? n - b0 : chunk;
+        ts_status s = ts_model_forward_logits(m, r->tokens + (size_t)b0 * T, rows, T);
+        if (s) return s;
+        for (size_t j = 0; j < (size_t)rows * T; j++) {
+            size_t k = (size_t)b0 * T + j;
+            int y = r->targets[k];
+            out[k] = 0.0;
+            if (y == TS_IGNORE) continue;
+            if (y < 0 || y >= V)
+                return ts_fail(TS_ERR_RANGE, "grpo: target %d at row %zu is outside the vocabulary (0..%d)", y, k,
+                               V - 1);
+            double h;
+            row_logp_entropy(m->logits + j * V, y, V, &out[k], &h); // the loss's own log π: equal weights, ρ = 1
+        }
     }
     return TS_OK;
 }

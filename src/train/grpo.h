@@ -135,7 +135,7 @@ void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewar
  * @brief The GRPO loss of the policy whose logits on r->tokens are @p logits
  * ((P·G·T, V), e.g. m->logits after ts_model_forward_logits()), and its
  * gradient: d_logits += dL/dlogits (if non-NULL). Advantages come from
- * r->rewards; ρ from r->old_logp (or ρ ≡ 1 when !r->has_old); the KL term
+ * r->rewards (or, per token, from r->token_adv: PPO); ρ from r->old_logp (or ρ ≡ 1 when !r->has_old); the KL term
  * needs r->ref_logp when o->beta > 0.
  * @return TS_OK; TS_ERR_ARG for bad settings (ε out of range, β > 0 without
  *         reference log-probs, a normalisation without its L_max) or a rollout
@@ -151,7 +151,10 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
  * sequences: one forward to the logits; out (P·G·T) gets the completion
  * tokens' log-probabilities, 0 elsewhere. Fills r->old_logp (then set
  * r->has_old) before the first of μ updates, or r->ref_logp from the frozen
- * reference. Replaces @p m's activations.
+ * reference. Replaces @p m's activations. A frozen model runs one group of G
+ * sequences at a time (its activation memory is a group's); its log-probs then
+ * equal a whole-batch forward's up to rounding, not bit for bit (the policy's
+ * own, for π_old, come from the loss's forward: grpo_train.c).
  */
 ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out);
 
