@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "model/model.h"
+#include "model/mtp.h"
 
 static void human(double x, char *buf, size_t cap) {
     const char *unit[] = {"", "K", "M", "G", "T"};
@@ -53,6 +54,13 @@ int cmd_info(int argc, char **argv) {
     printf("layers            %d, hidden %d, heads %d (kv heads %d), vocab %d\n", c.num_hidden_layers, c.hidden_size,
            c.num_attention_heads, c.num_key_value_heads, c.vocab_size);
     printf("parameters        %lld total (%s), %lld activated per token (%s)\n", total, t, active, a);
+    if (c.num_nextn_predict_layers > 0) { /* chapter 6 */
+        long long mtp = ts_mtp_count_params(&c);
+        char m[32];
+        human((double)mtp, m, sizeof m);
+        printf("MTP modules       %d, %lld parameters (%s) besides the total above (embedding and head shared)\n",
+               c.num_nextn_predict_layers, mtp, m);
+    }
     if (c.n_routed_experts > 0) /* chapter 5 */
         printf("experts           %d routed (%d per token, %d groups keeping %d) + %d shared, %d wide, in layers %d..%d; "
                "%s scores\n",
