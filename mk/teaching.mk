@@ -61,7 +61,7 @@ CH01 := runs/ch01
 .PHONY: ch1
 ch1: $(CLI_BIN)
 	@mkdir -p $(CH01)
-	$(TS) data --out $(CH01)/data --seed 1 --digits 3 --pretrain 50000 --rl 2000 --tagged-weight 2
+	$(TS) data --out $(CH01)/data --seed 1 --min-digits 2 --digits 3 --pretrain 50000 --rl 2000 --tagged-weight 2
 	$(TS) tokenizer train --input $(CH01)/data/pretrain_train.txt --vocab-size 512 \
 	    --out $(CH01)/tokenizer.json --log $(CH01)/merges.csv
 	@bash scripts/ch01-vocab-sweep.sh $(TS) $(CH01)
@@ -69,7 +69,8 @@ ch1: $(CLI_BIN)
 	  { echo "lines,bytes,tokens,words"; \
 	    echo "$$(wc -l < $$t),$$(wc -c < $$t),$$($(TS) tokenizer encode --tokenizer $(CH01)/tokenizer.json \
 	      --input $$t | wc -w),$$(grep -o '[A-Za-z]\+' $$t | sort -u | wc -l)"; } > $(CH01)/corpus.csv
-	@bash scripts/save-results.sh $(CH01) ch01 vocab-sweep.csv corpus.csv
+	@bash scripts/ch01-counts.sh $(TS) $(CH01)
+	@bash scripts/save-results.sh $(CH01) ch01 vocab-sweep.csv corpus.csv files.csv difficulties.csv forms.csv
 	@bash scripts/figures.sh $(sort $(wildcard figures/ch01-*.gp))
 
 chapters-list:

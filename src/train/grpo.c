@@ -189,9 +189,11 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
             if (used) tokens_used += r->completion_len[i];
         }
     }
+    //! [grpo-norm]
     // D_i of L = −Σ_i Σ_t J_it / D_i (grpo.h, ts_grpo_norm)
     double n_used = (double)st->groups_used * G;
     double d_seq = n_used, d_tok = (double)tokens_used, d_const = n_used * o->max_len;
+    //! [grpo-norm]
 
     double loss = 0, kl = 0, entropy = 0;
     long clipped = 0;
@@ -245,11 +247,13 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
     st->entropy = entropy / tokens_all;
     st->tokens_used = tokens_used;
     s = TS_OK;
+    //! [grpo-backward]
     if (d_logits && tokens_used > 0) {
         // dL/dz = w·(p − onehot): a weighted cross-entropy backward, the weights already divided by D (Z = 1)
         ts_ce_result ce;
         s = ts_loss_crossentropy(&ce, d_logits, NULL, logits, r->targets, w, 1.0, n * T, V);
     }
+    //! [grpo-backward]
     free(adv);
     free(zero_var);
     free(w);
@@ -281,6 +285,7 @@ ts_status ts_grpo_token_logp(ts_model *m, const ts_rollout *r, double *out) {
     return TS_OK;
 }
 
+//! [grpo-step]
 ts_status ts_grpo_step(ts_model *m, const ts_rollout *r, const ts_grpo_opts *o, float *loss, ts_grpo_stats *st) {
     int N = r->P * r->G * r->T, V = m->cfg.vocab_size;
     if (m->mode == TS_MODEL_FROZEN) return ts_fail(TS_ERR_ARG, "grpo: the policy is frozen (no gradients to train)");
@@ -291,6 +296,7 @@ ts_status ts_grpo_step(ts_model *m, const ts_rollout *r, const ts_grpo_opts *o, 
     *loss = (float)(st->loss + o->aux_weight * m->aux_loss);
     return ts_model_backward_from(m, m->d_logits, NULL, o->aux_weight);
 }
+//! [grpo-step]
 
 static ts_status grpo_loop_step(void *ctx, ts_model *m, const ts_batch *b, float *loss, double *stats) {
     ts_grpo_loss_ctx *c = ctx;

@@ -115,6 +115,7 @@ typedef struct {
     unsigned char *clipped; /**< 1 where the clip is active */
 } ts_grpo_tokens;
 
+// [grpo-advantages-signature]
 /**
  * @brief Group advantages of P groups of G rewards (sequence i = g·G + j).
  * A_i = (r_i − mean)/(std + eps) with the population std when @p scale_by_std,
@@ -130,6 +131,7 @@ typedef struct {
  */
 void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewards, int P, int G, int scale_by_std,
                         double eps);
+// [grpo-advantages-signature]
 
 /**
  * @brief The GRPO loss of the policy whose logits on r->tokens are @p logits
