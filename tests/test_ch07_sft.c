@@ -173,7 +173,7 @@ static void templates_render_as_jinja_does(void **state) {
         {"x", "no tags at all"},
         {"Quote \" and \\ and {{ braces }}", "<think></think><answer>{% raw %}</answer>"},
     };
-    static const char *const jinja_name[TS_TEMPLATE_N] = {"default", "r1_zero"};
+    static const char *const jinja_name[TS_TEMPLATE_N] = {"default", "r1_zero", "question"};
     cJSON *cases = cJSON_CreateArray();
     for (int t = 0; t < TS_TEMPLATE_N; t++)
         for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -204,6 +204,9 @@ static void templates_render_as_jinja_does(void **state) {
     assert_non_null(strstr(p, "The assistant first thinks about the reasoning process in the mind and then provides "
                               "the user with the answer."));
     assert_non_null(strstr(p, "User: What is 2+2?. Assistant:"));
+    free(p);
+    assert_int_equal(ts_chat_render_prompt(TS_TEMPLATE_QUESTION, "What is 2+2?", &p), TS_OK);
+    assert_string_equal(p, "What is 2+2?"); /* as the pretraining text asks it */
     free(p);
     assert_int_equal(ts_chat_render_prompt(TS_TEMPLATE_R1, "Q", &p), TS_OK);
     assert_string_equal(p, "<|bos|><|user|>Q<|assistant|><think>\n");

@@ -61,6 +61,10 @@ static const reward_case reward_cases[] = {
     {TS_TEMPLATE_R1_ZERO, "<think>3+4=7</think> so <answer>7</answer>", 1.0f, 1, 0},
     {TS_TEMPLATE_R1, "3+4=7</think><answer>7</answer> done", 1.0f, 1, 0},
     {TS_TEMPLATE_R1, "3+4=7</think><answer>8</answer> done", 0.0f, 0, 0},
+    /* the bare-question template: the pretraining text's tagged line, or its plain answer */
+    {TS_TEMPLATE_QUESTION, " <think>3+4=7 carry 0</think><answer>7</answer>", 1.1f, 1, 1},
+    {TS_TEMPLATE_QUESTION, " 7", 0.0f, 0, 0},
+    {TS_TEMPLATE_QUESTION, " <think>3+4=7</think><answer>7</answer><answer>7</answer>", 0.0f, 0, 0},
     /* nothing at all */
     {TS_TEMPLATE_R1_ZERO, "", 0.0f, 0, 0},
     {TS_TEMPLATE_R1, "", 0.0f, 0, 0},

@@ -56,7 +56,7 @@ int cmd_distill(int argc, char **argv) {
         {"data", OPT_STR, &data, "folder written by `tinyseek data` (uses sft_train.jsonl / sft_test.jsonl)", 1, 0},
         {"train", OPT_STR, &train_path, "JSONL of {\"prompt\", \"response\"} pairs instead of --data", 1, 0},
         {"test", OPT_STR, &test_path, "JSONL of held-out pairs (default: --data's sft_test.jsonl)", 1, 0},
-        {"template", OPT_STR, &tmpl_name, "chat template: r1 or r1-zero", 1, 0},
+        {"template", OPT_STR, &tmpl_name, "chat template: r1, r1-zero or question (the bare question)", 1, 0},
         {"out", OPT_STR, &out, "checkpoint folder to write (the student)", 1, 0},
         {"metrics", OPT_STR, &metrics, "CSV file, one row per step (default OUT/metrics.csv)", 1, 0},
         {"alpha", OPT_FLOAT, &kd.alpha, "weight of the cross-entropy on the data; 1-alpha weighs T^2*KL", 0, 1},

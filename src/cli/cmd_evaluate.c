@@ -129,7 +129,7 @@ static ts_status dump_sample(void *ctx, int problem, int sample, const char *res
 
 /** The evaluation flags both commands share. */
 #define EVAL_FLAGS(o, tmpl_name, limit, threads, quiet)                                                                 \
-    {"template", OPT_STR, &tmpl_name, "chat template the prompts are rendered with: r1 or r1-zero", 1, 0},             \
+    {"template", OPT_STR, &tmpl_name, "chat template the prompts are rendered with: r1, r1-zero or question", 1, 0},             \
         {"samples", OPT_INT, &o.n_samples, "sampled completions per problem (k)", 0, 4096},                            \
         {"temperature", OPT_FLOAT, &o.temperature, "sampling temperature", 0.001, 100},                                \
         {"max-new", OPT_INT, &o.max_new, "most tokens per completion", 1, 1 << 20},                                    \

@@ -46,7 +46,7 @@ int cmd_grpo(int argc, char **argv) {
         {"algo", OPT_STR, &algo_name, "grpo; rft (SFT on each step's right, clean samples); ppo (a learned value head)", 1, 0},
         {"value-coef", OPT_FLOAT, &g.value_coef, "ppo: weight of the value loss", 0, 100},
         {"value-lr", OPT_FLOAT, &g.value_lr, "ppo: the value head's Adam learning rate", 0, 10},
-        {"template", OPT_STR, &tmpl_name, "chat template: r1 (after SFT) or r1-zero (from a base model)", 1, 0},
+        {"template", OPT_STR, &tmpl_name, "chat template: r1 (after SFT), r1-zero or question (from a base model)", 1, 0},
         {"group", OPT_INT, &g.G, "completions per prompt (G)", 1, 4096},
         {"prompts", OPT_INT, &g.P, "prompts per rollout batch (P)", 1, 4096},
         {"mu", OPT_INT, &g.mu, "optimizer steps per rollout batch", 1, 1000},

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const template_names[TS_TEMPLATE_N] = {"r1", "r1-zero"};
+static const char *const template_names[TS_TEMPLATE_N] = {"r1", "r1-zero", "question"};
 
 const char *ts_template_name(ts_template t) { return (unsigned)t < TS_TEMPLATE_N ? template_names[t] : "?"; }
 
@@ -47,7 +47,17 @@ static const char jinja_r1_zero[] =
     "{% if message['role'] == 'user' %}" R1_ZERO_HEAD "{{ message['content'] }}" R1_ZERO_TAIL
     "{% elif message['role'] == 'assistant' %} {{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}";
 
-const char *ts_chat_jinja(ts_template t) { return t == TS_TEMPLATE_R1_ZERO ? jinja_r1_zero : jinja_r1; }
+/* The question template: the user's words alone, answered after one space, as
+ * the pretraining text's question lines are ("What is 31+86? 117"). A base model
+ * reads it as its own corpus; chapter 8 runs R1-Zero's RL from it. */
+static const char jinja_question[] =
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ message['content'] }}"
+    "{% elif message['role'] == 'assistant' %} {{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}";
+
+const char *ts_chat_jinja(ts_template t) {
+    return t == TS_TEMPLATE_R1_ZERO ? jinja_r1_zero : t == TS_TEMPLATE_QUESTION ? jinja_question : jinja_r1;
+}
 
 const char *ts_chat_response_prefix(ts_template t) { return t == TS_TEMPLATE_R1 ? "<think>\n" : ""; }
 
@@ -75,13 +85,14 @@ static ts_status concat(char **out, int n, ...) {
 //! [chat-render]
 ts_status ts_chat_render_prompt(ts_template t, const char *prompt, char **out) {
     if (t == TS_TEMPLATE_R1_ZERO) return concat(out, 3, R1_ZERO_HEAD, prompt, R1_ZERO_TAIL);
+    if (t == TS_TEMPLATE_QUESTION) return concat(out, 1, prompt);
     return concat(out, 5, bpe_special_text(BPE_BOS), bpe_special_text(BPE_USER), prompt,
                   bpe_special_text(BPE_ASSISTANT), "<think>\n"); // the generation prompt opens the thinking
 }
 
 ts_status ts_chat_render_response(ts_template t, const char *response, char **out) {
     const char *eos = bpe_special_text(BPE_EOS);
-    if (t == TS_TEMPLATE_R1_ZERO) return concat(out, 3, " ", response, eos);
+    if (t == TS_TEMPLATE_R1_ZERO || t == TS_TEMPLATE_QUESTION) return concat(out, 3, " ", response, eos);
     const char *body = response; // "<think>" (and one newline) is already in the prompt
     if (strncmp(body, "<think>", 7) == 0) {
         body += 7;
@@ -103,7 +114,7 @@ ts_status ts_chat_tokenizer_config(char **out) {
     cJSON_AddStringToObject(root, "eos_token", bpe_special_text(BPE_EOS));
     cJSON_AddStringToObject(root, "pad_token", bpe_special_text(BPE_PAD));
     cJSON_AddBoolToObject(root, "add_bos_token", 0); // the r1 template writes <|bos|> itself
-    const char *names[TS_TEMPLATE_N] = {"default", "r1_zero"};
+    const char *names[TS_TEMPLATE_N] = {"default", "r1_zero", "question"};
     for (int i = 0; i < TS_TEMPLATE_N; i++) {
         cJSON *entry = cJSON_CreateObject();
         cJSON_AddStringToObject(entry, "name", names[i]);

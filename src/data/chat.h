@@ -31,6 +31,7 @@
 typedef enum {
     TS_TEMPLATE_R1 = 0,      /**< R1-style chat template with special tokens (the default) */
     TS_TEMPLATE_R1_ZERO = 1, /**< R1-Zero's plain-text prompt for a base model */
+    TS_TEMPLATE_QUESTION = 2, /**< the bare question, as the pretraining text asks it ("What is 31+86?") */
     TS_TEMPLATE_N
 } ts_template;
 
@@ -68,7 +69,7 @@ const char *ts_chat_jinja(ts_template t);
 
 /**
  * @brief tokenizer_config.json text: the special tokens and both templates as
- *        a list of named chat templates ("default" = r1, "r1_zero"), the form
+ *        a list of named chat templates ("default" = r1, "r1_zero", "question"), the form
  *        Hugging Face's tokenizers read.
  * @param out malloc'd (free() it)
  */
