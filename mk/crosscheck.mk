@@ -4,7 +4,9 @@
 #                             and batch): logits, loss, every gradient, the KV-cache decode
 #                             and 10 AdamW steps, compared tensor by tensor; fails beyond
 #                             1e-4 relative to each tensor's largest value
-#   make crosscheck-selftest  perturbs one gradient in tinyseek and expects the check to fail
+#   make crosscheck-selftest  perturbs one gradient in tinyseek and expects the check to fail;
+#                             then plants three bugs in the GRPO loss alone (no clip, no KL,
+#                             no clip-higher) and expects each to fail the GRPO check only
 #
 # Needs PyTorch (scripts/install-deps.sh torch installs Debian's python3-torch);
 # `make test` does not.

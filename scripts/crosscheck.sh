@@ -27,12 +27,29 @@ if [[ $selftest == 1 ]]; then
   "$PY" "$here/tests/reference/twin.py" check "$out/selftest-$v" --quiet > "$out/selftest-$v.txt"
   rc=$?
   cat "$out/selftest-$v.txt"
-  if [[ $rc == 1 ]] && grep -q "grad\.$name .*FAIL" "$out/selftest-$v.txt"; then
-    echo "crosscheck-selftest: OK (the perturbed gradient failed the check, as it must)"
-    exit 0
+  if ! [[ $rc == 1 ]] || ! grep -q "grad\.$name .*FAIL" "$out/selftest-$v.txt"; then
+    echo "crosscheck-selftest: FAILED: the twin did not flag the perturbed gradient of $name (exit $rc)" >&2
+    exit 1
   fi
-  echo "crosscheck-selftest: FAILED: the twin did not flag the perturbed gradient of $name (exit $rc)" >&2
-  exit 1
+  echo "crosscheck-selftest: OK (the perturbed gradient failed the check, as it must)"
+  # Bugs planted in the GRPO loss alone (cmd_dump.c, TS_CROSSCHECK_GRPO_BUG): the gradient of the settings
+  # it names must fail, and nothing outside grpo.S.* may.
+  for bug in noclip:seq nokl:seq noclip_higher:tok; do
+    b=${bug%%:*} s=${bug##*:}
+    echo "crosscheck-selftest: planting '$b' in tinyseek's GRPO loss ($v); the twin must catch it in grpo.$s"
+    TS_CROSSCHECK_GRPO_BUG=$b "$ts" dump-grads --config "$here/tests/reference/configs/$v.json" \
+      --out "$out/selftest-$v-$b" > /dev/null || exit 2
+    "$PY" "$here/tests/reference/twin.py" check "$out/selftest-$v-$b" --quiet > "$out/selftest-$v-$b.txt"
+    rc=$?
+    grep "FAIL" "$out/selftest-$v-$b.txt" | head -4
+    if [[ $rc != 1 ]] || ! grep -q "grpo\.$s\.grad\..*FAIL" "$out/selftest-$v-$b.txt" ||
+       grep "FAIL" "$out/selftest-$v-$b.txt" | grep -v "^crosscheck" | grep -qv "grpo\."; then
+      echo "crosscheck-selftest: FAILED: the twin did not flag the GRPO bug '$b' in grpo.$s alone (exit $rc)" >&2
+      exit 1
+    fi
+  done
+  echo "crosscheck-selftest: OK (each planted GRPO bug failed the GRPO check, and only it)"
+  exit 0
 fi
 
 failed=()

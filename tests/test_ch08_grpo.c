@@ -144,6 +144,40 @@ static void advantages_by_hand(void **state) {
     assert_true(a[0] == 0.0 && a[1] == 0.0 && zv[0] == 1 && zv[1] == 1);
 }
 
+/* ts_grpo_coefficients() (the loss's, and the exercise's) computes a group's
+ * advantages itself: the same bits as ts_grpo_advantages(), the same zero-
+ * variance flag, for both scalings; and at μ = 1 (old = logp), β = 0, each
+ * token's coefficient is −A exactly (ρ = 1, no clip), 0 outside completions. */
+static void coefficients_agree_with_advantages(void **state) {
+    (void)state;
+    enum { GC = 5, TC = 3 }; /* a group of 5, 3 positions each */
+    float r[4 * GC];
+    tu_fill(r, 4 * GC, 2.0f, 77);
+    for (int j = 0; j < GC; j++) r[2 * GC + j] = 0.5f; /* group 2: all equal */
+    r[3 * GC + 1] = r[3 * GC];                          /* group 3: two equal, not all */
+    int targets[GC * TC];
+    double logp[GC * TC];
+    for (int k = 0; k < GC * TC; k++) targets[k] = k % TC == 0 ? TS_IGNORE : 1, logp[k] = -0.1 * (k + 1);
+    ts_grpo_term term[GC * TC];
+    for (int sc = 0; sc < 2; sc++) {
+        ts_grpo_opts o = ts_grpo_opts_default();
+        o.scale_by_std = sc;
+        o.beta = 0.0f;
+        double want[4 * GC], got[GC];
+        unsigned char zv[4];
+        ts_grpo_advantages(want, zv, r, 4, GC, o.scale_by_std, o.adv_eps);
+        for (int g = 0; g < 4; g++) {
+            int z = ts_grpo_coefficients(got, term, r + g * GC, NULL, targets, logp, logp, NULL, GC, TC, &o);
+            assert_int_equal(z, zv[g]);
+            assert_memory_equal(got, want + g * GC, sizeof got);
+            for (int k = 0; k < GC * TC; k++) {
+                if (targets[k] == TS_IGNORE) assert_true(term[k].coef == 0.0 && term[k].J == 0.0 && term[k].rho == 0.0);
+                else assert_true(term[k].coef == -got[k / TC] && term[k].rho == 1.0 && !term[k].clipped);
+            }
+        }
+    }
+}
+
 /* ---- the per-token gradient from the logits ------------------------------ */
 
 typedef struct {
@@ -836,6 +870,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rollout_layout),
         cmocka_unit_test(advantages_by_hand),
+        cmocka_unit_test(coefficients_agree_with_advantages),
         cmocka_unit_test(gradient_from_logits),
         cmocka_unit_test(model_gradient_sequence),
         cmocka_unit_test(model_gradient_token),

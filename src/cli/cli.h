@@ -58,7 +58,7 @@ typedef struct {
 } cli_train_flags;
 
 /**
- * The training-loop flags every trainer (pretrain, sft, grpo) takes, as cli_opt
+ * The training-loop flags every trainer (pretrain, sft, grpo, distill) takes, as cli_opt
  * entries for a subcommand's table: the schedule (steps, lr, min-lr, warmup),
  * clipping and weight decay, evaluation and checkpoint periods, the data-order
  * seed, threads, resume, stop-after and quiet. @p o is a ts_train_opts, @p f a

@@ -11,9 +11,8 @@
  * line. The teacher is loaded frozen: weights and a forward, no gradients, no
  * AdamW moments, no backward scratch.
  *
- * The flags shared with `tinyseek sft` are parsed here by a copy of its table
- * (same names, defaults and ranges), not by a shared helper, so this file and
- * cmd_sft.c can change independently until the two are folded together.
+ * The training-loop flags are the shared table of pretrain, sft and grpo
+ * (CLI_TRAIN_FLAGS, cli/cli.h): same names, defaults and ranges.
  *
  * Exit status: 0 done; 2 bad input (one line naming the file, field or flag);
  * 3 the training diverged (see `tinyseek pretrain`).
@@ -45,9 +44,9 @@ int cmd_distill(int argc, char **argv) {
     ts_kd_opts kd = ts_kd_opts_default();
     const char *teacher_dir = NULL, *init = NULL, *config = NULL, *data = NULL, *train_path = NULL, *test_path = NULL,
                *out = NULL, *metrics = NULL, *tmpl_name = "r1";
-    int threads = 0, resume = 0, quiet = 0, eval_pairs = 200, reverse = 0;
+    int eval_pairs = 200, reverse = 0;
     uint64_t init_seed = 1;
-    float wd = o.adamw.weight_decay;
+    cli_train_flags tf = {.wd = o.adamw.weight_decay};
     cli_opt opts[] = {
         {"teacher", OPT_STR, &teacher_dir, "the teacher's checkpoint folder (loaded frozen: weights and a forward)", 1, 0},
         {"init", OPT_STR, &init, "the student's checkpoint folder to start from", 1, 0},
@@ -62,31 +61,17 @@ int cmd_distill(int argc, char **argv) {
         {"alpha", OPT_FLOAT, &kd.alpha, "weight of the cross-entropy on the data; 1-alpha weighs T^2*KL", 0, 1},
         {"temperature", OPT_FLOAT, &kd.temperature, "temperature T of both soft distributions", 1e-3, 1e3},
         {"reverse-kl", OPT_FLAG, &reverse, "KL(p_student || p_teacher) (mode-seeking) instead of KL(p_teacher || p_student)", 1, 0},
-        {"steps", OPT_LONG, &o.steps, "optimizer steps", 1, 1e9},
+        CLI_TRAIN_FLAGS(o, tf),
         {"batch", OPT_INT, &o.batch_size, "pairs per step (B)", 1, 4096},
-        {"lr", OPT_FLOAT, &o.lr, "peak learning rate", 0, 10},
-        {"min-lr", OPT_FLOAT, &o.min_lr, "final learning rate (cosine)", 0, 10},
-        {"warmup", OPT_LONG, &o.warmup, "linear warmup steps", 0, 1e9},
-        {"clip", OPT_FLOAT, &o.grad_clip, "global gradient-norm clip (0 = off)", 0, 1e9},
-        {"wd", OPT_FLOAT, &wd, "AdamW weight decay", 0, 10},
-        {"eval-every", OPT_LONG, &o.eval_every, "held-out evaluation period (steps)", 0, 1e9},
         {"eval-pairs", OPT_INT, &eval_pairs, "held-out pairs per evaluation (0 = all)", 0, 1 << 30},
-        {"save-every", OPT_LONG, &o.save_every, "checkpoint period (steps, 0 = at the end)", 0, 1e9},
-        {"seed", OPT_U64, &o.seed, "data-order seed", 1, 0},
-        {"threads", OPT_INT, &threads, "threads (0 = OMP_NUM_THREADS or all cores)", 0, 1024},
-        {"resume", OPT_FLAG, &resume, "continue the run in --out exactly where it stopped", 1, 0},
-        {"stop-after", OPT_LONG, &o.stop_after, "stop after this step as if interrupted (0 = no)", 0, 1e9},
-        {"quiet", OPT_FLAG, &quiet, "no progress line", 1, 0},
     };
     int rc = cli_parse("distill",
                        "--teacher DIR (--init DIR | --config F) (--data DIR | --train F [--test F]) --out DIR [flags]\n"
                        "exit status: 0 done, 2 bad input, 3 diverged (a loss or gradient became nan/inf)",
                        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    ts_set_num_threads(threads);
-    o.adamw.weight_decay = wd;
-    o.resume = resume;
-    o.quiet = quiet;
+    cli_train_apply(&o, &tf);
+    int resume = tf.resume, quiet = tf.quiet;
     kd.reverse = reverse;
     ts_template tmpl;
     if (ts_template_parse(tmpl_name, &tmpl)) return cli_lib_error();
@@ -96,8 +81,7 @@ int cmd_distill(int argc, char **argv) {
     if (!init && !config && !resume)
         return cli_error("distill: the student needs --init DIR or --config F (or --resume to continue a run)");
     if (!data == !train_path) return cli_error("distill: give exactly one of --data DIR or --train FILE");
-    if (o.warmup >= o.steps && o.steps > 1)
-        return cli_error("distill: --warmup (%ld) must be below --steps (%ld)", o.warmup, o.steps);
+    if ((rc = cli_train_check("distill", &o))) return rc;
     char train_buf[4096], test_buf[4096], metrics_buf[4096], tok_path[4096], student_tok[4096];
     if (data) {
         snprintf(train_buf, sizeof train_buf, "%s/sft_train.jsonl", data);

@@ -46,6 +46,10 @@
  * TS_CROSSCHECK_PERTURB=<param name> adds 1% of that gradient's largest
  * magnitude to its first element after every backward: a deliberately broken
  * gradient, which `make crosscheck-selftest` expects the twin to catch.
+ * TS_CROSSCHECK_GRPO_BUG=noclip|nokl|noclip_higher plants a bug in the GRPO
+ * section alone: its gradients are those of the loss with the clip never
+ * applied, without the KL term, or with ε_high = ε_low, while the settings
+ * written are the true ones; the selftest expects the twin to catch each.
  */
 #include <math.h>
 #include <stdio.h>
@@ -374,7 +378,11 @@ static ts_status grpo_perturbed_copy(ts_model *dst, const ts_model *m, float sig
  * positions (prompts of 2..5 tokens, then a completion; group 2's rewards all
  * equal), with π_old and π_ref frozen copies of the model whose weights moved
  * by 0.15·initializer_range·N(0,1), so ρ ≠ 1 and the clip fires on some
- * tokens. Their log-probs are rounded to float32, the form the dump stores,
+ * tokens. The first completion token of every sequence with A > 0 then gets
+ * ρ = 1.24 (its π_old log-prob moved to the policy's own minus log 1.24): in
+ * clip-higher's window (1 + 0.2, 1 + 0.28], clipped at ε_high 0.2 and not at
+ * 0.28, so the (tok) setting's gradient differs from what ε_high = ε_low
+ * gives. Their log-probs are rounded to float32, the form the dump stores,
  * before the loss reads them, so the twin computes from the same numbers.
  * Three settings, one gradient each: (seq) DeepSeekMath's per-completion mean,
  * ε 0.2/0.2, β 0.1; (tok) DAPO's token-level mean with clip-higher (ε_high
@@ -422,6 +430,25 @@ static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx) 
         goto done;
     }
     r.has_old = 1;
+    {
+        double *own = malloc(nt * sizeof(double)), adv[P * G];
+        if (!own || ts_grpo_token_logp(m, &r, own)) {
+            free(own);
+            rc = own ? cli_lib_error() : cli_error("dump-grads: out of memory");
+            goto done;
+        }
+        ts_grpo_advantages(adv, NULL, r.rewards, P, G, 1, 1e-4);
+        for (int i = 0; i < n; i++) {
+            if (!(adv[i] > 0)) continue;
+            for (int t = 0; t < T; t++) {
+                size_t k = (size_t)i * T + t;
+                if (r.targets[k] == TS_IGNORE) continue;
+                r.old_logp[k] = own[k] - log(1.24); // ρ = 1.24: in clip-higher's window
+                break;
+            }
+        }
+        free(own);
+    }
     for (size_t k = 0; k < nt; k++) {
         r.old_logp[k] = (float)r.old_logp[k];
         r.ref_logp[k] = (float)r.ref_logp[k];
@@ -437,6 +464,11 @@ static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx) 
     for (size_t k = 0; k < nt; k++) buf[k] = (float)r.ref_logp[k];
     dump_add(d, "grpo.ref_logp", 2, shape_nt, buf);
 
+    const char *bug = getenv("TS_CROSSCHECK_GRPO_BUG");
+    if (bug && *bug && strcmp(bug, "noclip") && strcmp(bug, "nokl") && strcmp(bug, "noclip_higher")) {
+        rc = cli_error("dump-grads: TS_CROSSCHECK_GRPO_BUG is '%s': expected noclip, nokl or noclip_higher", bug);
+        goto done;
+    }
     const char *names[3] = {"seq", "tok", "const"};
     for (int s = 0; s < 3; s++) {
         ts_grpo_opts o = ts_grpo_opts_default();
@@ -451,10 +483,14 @@ static int dump_grpo(dump_list *d, ts_model *m, int T, uint64_t seed, int pidx) 
             o.max_len = T;
             o.beta = 0.0f;
         }
+        ts_grpo_opts run = o; // the planted bug, if any: the gradient of another loss than the settings say
+        if (bug && !strcmp(bug, "noclip")) run.eps_low = 0.999f, run.eps_high = 1e9f;
+        if (bug && !strcmp(bug, "nokl")) run.beta = 0.0f;
+        if (bug && !strcmp(bug, "noclip_higher")) run.eps_high = run.eps_low;
         ts_grpo_stats st;
         float loss;
         ts_model_zero_grad(m);
-        if (ts_grpo_step(m, &r, &o, &loss, &st)) {
+        if (ts_grpo_step(m, &r, &run, &loss, &st)) {
             rc = cli_lib_error();
             goto done;
         }

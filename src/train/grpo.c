@@ -52,42 +52,48 @@ void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewar
 }
 //! [grpo-advantage]
 
-static double clamp_log_ratio(double x, int *clamped) {
-    *clamped = x > TS_GRPO_LOG_RATIO_MAX || x < -TS_GRPO_LOG_RATIO_MAX;
-    return x > TS_GRPO_LOG_RATIO_MAX ? TS_GRPO_LOG_RATIO_MAX : x < -TS_GRPO_LOG_RATIO_MAX ? -TS_GRPO_LOG_RATIO_MAX : x;
-}
-
-/* One completion token's term of the objective and its derivative. */
-typedef struct {
-    double J;      /* min(ρA, clip(ρ)A) − β·k3 */
-    double dJ;     /* dJ/dℓ, ℓ = log π_θ(token) */
-    double rho;    /* π_θ/π_old */
-    double k3;     /* π_ref/π_θ − log(π_ref/π_θ) − 1 (0 without a reference) */
-    int clipped;   /* the clip is active: the surrogate's gradient is 0 */
-} grpo_term;
-
 //! [grpo-coefficient]
-/* J = min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) − β·k3 and dJ/dℓ = A·ρ·[not clipped] + β·(π_ref/π_θ − 1):
- * the cross-entropy weight of the token is dJ/dℓ / D (grpo.h derives it). */
-static grpo_term grpo_token(double logp, double old_logp, const double *ref_logp, double A, const ts_grpo_opts *o) {
-    grpo_term t;
-    int clamped;
-    double log_rho = clamp_log_ratio(logp - old_logp, &clamped);
-    t.rho = exp(log_rho); // exactly 1 when π_old is the policy itself (μ = 1)
-    double lo = 1.0 - o->eps_low, hi = 1.0 + o->eps_high;
-    t.clipped = (A > 0 && t.rho > hi) || (A < 0 && t.rho < lo);
-    double rho_clip = t.rho < lo ? lo : t.rho > hi ? hi : t.rho;
-    t.J = t.clipped ? rho_clip * A : t.rho * A; // = min(ρA, clip(ρ)A)
-    t.dJ = t.clipped || clamped ? 0.0 : A * t.rho;
-    t.k3 = 0.0;
-    if (ref_logp) {
-        double u = clamp_log_ratio(*ref_logp - logp, &clamped); // u = log(π_ref/π_θ)
-        double ratio = exp(u);
-        t.k3 = ratio - u - 1.0;
-        t.J -= o->beta * t.k3;
-        if (!clamped) t.dJ += o->beta * (ratio - 1.0); // −β·dk3/dℓ, dk3/dℓ = 1 − π_ref/π_θ
-    }
-    return t;
+/* A_j, then per token J = min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) − β·k3 and its coefficient
+ * dL/dℓ = −dJ/dℓ = −A·ρ·[not clipped] + β·(1 − π_ref/π_θ) (grpo.h derives it). */
+int ts_grpo_coefficients(double *adv, ts_grpo_term *term, const float *rewards, const double *token_adv,
+                         const int *targets, const double *logp, const double *old_logp, const double *ref_logp, int G,
+                         int T, const ts_grpo_opts *o) {
+    int all_equal = 1;
+    for (int j = 1; j < G; j++) all_equal &= rewards[j] == rewards[0];
+    double mean = 0, var = 0;
+    for (int j = 0; j < G; j++) mean += rewards[j];
+    mean /= G;
+    for (int j = 0; j < G; j++) var += (rewards[j] - mean) * (rewards[j] - mean);
+    double std = sqrt(var / G); // population std: the group's own spread (see grpo.h)
+    for (int j = 0; j < G; j++) // no signal in a zero-variance group: nothing to prefer, A = 0 exactly
+        adv[j] = all_equal ? 0.0 : o->scale_by_std ? (rewards[j] - mean) / (std + o->adv_eps) : rewards[j] - mean;
+
+    double lo = 1.0 - o->eps_low, hi = 1.0 + o->eps_high, M = TS_GRPO_LOG_RATIO_MAX;
+    for (int j = 0; j < G; j++)
+        for (int t = 0; t < T; t++) {
+            size_t k = (size_t)j * T + t;
+            ts_grpo_term *e = &term[k];
+            memset(e, 0, sizeof *e);
+            if (targets[k] == TS_IGNORE) continue;
+            double A = token_adv ? token_adv[k] : adv[j];
+            double x = logp[k] - old_logp[k];
+            int clamped = x > M || x < -M; // beyond the clamp the term is constant: no gradient
+            e->rho = exp(x > M ? M : x < -M ? -M : x); // exactly 1 when π_old is the policy itself (μ = 1)
+            e->clipped = (A > 0 && e->rho > hi) || (A < 0 && e->rho < lo);
+            double rho_clip = e->rho < lo ? lo : e->rho > hi ? hi : e->rho;
+            e->J = e->clipped ? rho_clip * A : e->rho * A; // = min(ρA, clip(ρ)A)
+            e->coef = e->clipped || clamped ? 0.0 : -A * e->rho;
+            if (ref_logp) {
+                double u = ref_logp[k] - logp[k]; // u = log(π_ref/π_θ)
+                clamped = u > M || u < -M;
+                u = u > M ? M : u < -M ? -M : u;
+                double ratio = exp(u);
+                e->k3 = ratio - u - 1.0;
+                e->J -= o->beta * e->k3;
+                if (!clamped) e->coef += o->beta * (1.0 - ratio); // β·dk3/dℓ, dk3/dℓ = 1 − π_ref/π_θ
+            }
+        }
+    return all_equal;
 }
 //! [grpo-coefficient]
 
@@ -167,13 +173,32 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
     double *adv = ts_malloc((size_t)n * sizeof(double), "grpo advantages");
     unsigned char *zero_var = ts_malloc((size_t)P, "grpo zero-variance flags");
     float *w = ts_malloc(NT * sizeof(float), "grpo weights");
-    if (!adv || !zero_var || !w) {
+    double *lp = ts_malloc(NT * sizeof(double), "grpo log-probs");
+    ts_grpo_term *term = ts_malloc(NT * sizeof(ts_grpo_term), "grpo token terms");
+    if (!adv || !zero_var || !w || !lp || !term) {
         free(adv);
         free(zero_var);
         free(w);
+        free(lp);
+        free(term);
         return TS_ERR_NOMEM;
     }
-    ts_grpo_advantages(adv, zero_var, r->rewards, P, G, o->scale_by_std, o->adv_eps);
+    double entropy = 0;
+    for (size_t k = 0; k < NT; k++) {
+        lp[k] = 0.0;
+        if (r->targets[k] == TS_IGNORE) continue;
+        double h;
+        row_logp_entropy(logits + k * V, r->targets[k], V, &lp[k], &h);
+        entropy += h;
+    }
+    for (int g = 0; g < P; g++) {
+        size_t k0 = (size_t)g * G * T;
+        // μ = 1: π_old is this very policy, ρ = exp(0) = 1 and the clip cannot fire
+        zero_var[g] = (unsigned char)ts_grpo_coefficients(
+            adv + (size_t)g * G, term + k0, r->rewards + (size_t)g * G, r->token_adv ? r->token_adv + k0 : NULL,
+            r->targets + k0, lp + k0, r->has_old ? r->old_logp + k0 : lp + k0, r->ref_logp ? r->ref_logp + k0 : NULL,
+            G, T, o);
+    }
     memset(st, 0, sizeof *st);
     int groups_zero = 0;
     long tokens_used = 0, tokens_all = 0;
@@ -195,7 +220,7 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
     double d_seq = n_used, d_tok = (double)tokens_used, d_const = n_used * o->max_len;
     //! [grpo-norm]
 
-    double loss = 0, kl = 0, entropy = 0;
+    double loss = 0, kl = 0;
     long clipped = 0;
     st->ratio_min = INFINITY;
     st->ratio_max = -INFINITY;
@@ -206,35 +231,23 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
                                                     : d_const;
         for (int t = 0; t < T; t++) {
             size_t k = (size_t)i * T + t;
+            const ts_grpo_term *e = &term[k];
             w[k] = 0.0f;
-            if (tok) {
-                if (tok->weight) tok->weight[k] = 0.0f;
-                if (tok->logp) tok->logp[k] = 0.0;
-                if (tok->k3) tok->k3[k] = 0.0f;
-                if (tok->clipped) tok->clipped[k] = 0;
-            }
-            int y = r->targets[k];
-            if (y == TS_IGNORE) continue;
-            double logp, h;
-            row_logp_entropy(logits + k * V, y, V, &logp, &h);
-            // μ = 1: π_old is this very policy, ρ = exp(0) = 1 and the clip cannot fire
-            double old = r->has_old ? r->old_logp[k] : logp;
-            double A = r->token_adv ? r->token_adv[k] : adv[i]; // PPO: a value head's per-token advantage
-            grpo_term term = grpo_token(logp, old, r->ref_logp ? &r->ref_logp[k] : NULL, A, o);
-            entropy += h;
-            kl += term.k3;
-            clipped += term.clipped;
-            st->ratio_min = fmin(st->ratio_min, term.rho);
-            st->ratio_max = fmax(st->ratio_max, term.rho);
-            if (used) {
-                loss -= term.J / D;
-                w[k] = (float)(term.dJ / D);
+            if (r->targets[k] != TS_IGNORE) {
+                kl += e->k3;
+                clipped += e->clipped;
+                st->ratio_min = fmin(st->ratio_min, e->rho);
+                st->ratio_max = fmax(st->ratio_max, e->rho);
+                if (used) {
+                    loss -= e->J / D;
+                    w[k] = (float)((0.0 - e->coef) / D); // dJ/dℓ / D, the cross-entropy weight (grpo.h); 0 is +0
+                }
             }
             if (tok) {
                 if (tok->weight) tok->weight[k] = w[k];
-                if (tok->logp) tok->logp[k] = logp;
-                if (tok->k3) tok->k3[k] = (float)term.k3;
-                if (tok->clipped) tok->clipped[k] = (unsigned char)term.clipped;
+                if (tok->logp) tok->logp[k] = lp[k];
+                if (tok->k3) tok->k3[k] = (float)e->k3;
+                if (tok->clipped) tok->clipped[k] = (unsigned char)e->clipped;
             }
         }
     }
@@ -257,6 +270,8 @@ ts_status ts_grpo_loss(ts_grpo_stats *st, float *d_logits, ts_grpo_tokens *tok, 
     free(adv);
     free(zero_var);
     free(w);
+    free(lp);
+    free(term);
     return s;
 }
 

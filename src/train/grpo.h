@@ -133,6 +133,49 @@ void ts_grpo_advantages(double *adv, unsigned char *zero_var, const float *rewar
                         double eps);
 // [grpo-advantages-signature]
 
+/** One completion token's term of the objective and its coefficient (ts_grpo_coefficients()). */
+typedef struct {
+    double coef;  /**< dL/dℓ before the 1/D_i of the normalisation: −A·ρ·[not clipped] + β·(1 − π_ref/π_θ) */
+    double J;     /**< J = min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) − β·k3 */
+    double rho;   /**< ρ = π_θ/π_old */
+    double k3;    /**< π_ref/π_θ − log(π_ref/π_θ) − 1 (0 without a reference) */
+    int clipped;  /**< 1 where the clip is active (A > 0 and ρ > 1+ε_high, or A < 0 and ρ < 1−ε_low) */
+} ts_grpo_term;
+
+// [grpo-coefficients-signature]
+/**
+ * @brief One group of G completions: its advantages, and every completion
+ * token's term J of the objective with its coefficient on ∇log π_θ, the
+ * number the gradient multiplies (ts_grpo_loss() divides it by D_i and hands
+ * it to the cross-entropy backward as the token's weight, negated).
+ *
+ * A_j as ts_grpo_advantages() (population std, A = 0 exactly when the G
+ * rewards are all equal); then per token, with ℓ = logp, ℓ_old = old_logp,
+ * ℓ_ref = ref_logp and both log-ratios clamped to ±TS_GRPO_LOG_RATIO_MAX:
+ *
+ *     ρ = exp(ℓ − ℓ_old),  clipped = (A > 0 and ρ > 1+ε_high) or (A < 0 and ρ < 1−ε_low)
+ *     u = ℓ_ref − ℓ,       k3 = e^u − u − 1
+ *     J    = (clipped ? clip(ρ)·A : ρ·A) − β·k3
+ *     coef = (clipped ? 0 : −A·ρ) + β·(1 − e^u)        (a clamped log-ratio's part is 0)
+ *
+ * @param adv       (G) out: A_j
+ * @param term      (G·T) out: each token's term; all 0 where targets is TS_IGNORE
+ * @param rewards   (G) r_j
+ * @param token_adv (G·T) per-token advantages used in place of A_j (PPO's, from a value head), or NULL
+ * @param targets   (G·T) the completion tokens; TS_IGNORE elsewhere
+ * @param logp      (G·T) ℓ = log π_θ of each completion token
+ * @param old_logp  (G·T) log π_old (logp itself when π_old is the policy: ρ = 1 exactly)
+ * @param ref_logp  (G·T) log π_ref, or NULL: no KL term (k3 = 0)
+ * @param G         completions in the group
+ * @param T         positions per completion
+ * @param o         ε_low, ε_high, β, adv_eps, scale_by_std
+ * @return 1 when the group's rewards are all equal (zero variance), else 0
+ */
+int ts_grpo_coefficients(double *adv, ts_grpo_term *term, const float *rewards, const double *token_adv,
+                         const int *targets, const double *logp, const double *old_logp, const double *ref_logp, int G,
+                         int T, const ts_grpo_opts *o);
+// [grpo-coefficients-signature]
+
 /**
  * @brief The GRPO loss of the policy whose logits on r->tokens are @p logits
  * ((P·G·T, V), e.g. m->logits after ts_model_forward_logits()), and its

@@ -245,7 +245,7 @@ def check_grpo(rep, dump, folder, dtype):
             [float(x) for x in dump[f"grpo.{setting}.settings"]]
         model = twin.load_model(folder, dtype)
         logits = model(tokens)
-        loss, (clip_frac, kl, zero_var, entropy) = twin.grpo_loss(
+        loss, (clip_frac, kl, zero_var, entropy), regimes = twin.grpo_loss(
             logits, targets, rewards, old_logp, ref_logp, int(G), eps_low, eps_high, beta, adv_eps,
             bool(scale_by_std), int(norm), max_len, bool(drop))
         loss.backward()
@@ -262,6 +262,17 @@ def check_grpo(rep, dump, folder, dtype):
         rep.failed = []
         rep.print(f"GRPO on given rollouts, {setting} ({int(P)} groups of {int(G)}, eps {eps_low:g}/{eps_high:g}, "
                   f"beta {beta:g}, clip fraction {clip_frac.item():.3f}):")
+        # A comparison only tests the cases its data reaches: each setting must have tokens clipped on both
+        # sides, a KL that is not 0 when beta > 0, and with clip-higher tokens inside its window.
+        missing = [what for what, ok in (("a token clipped below (A < 0)", regimes["low"] > 0),
+                                         ("a token clipped above (A > 0)", regimes["high"] > 0),
+                                         ("a KL term (k3 > 0)", beta == 0 or float(kl) > 0),
+                                         ("a token in clip-higher's window", eps_high <= eps_low or regimes["window"] > 0))
+                   if not ok]
+        print(f"  covers: {regimes['low']} token(s) clipped below, {regimes['high']} above, "
+              f"{regimes['window']} in (1+eps_low, 1+eps_high]" + (f"; MISSING {', '.join(missing)}" if missing else ""))
+        if missing:
+            failed.append(f"grpo.{setting}.coverage")
     return failed
 
 

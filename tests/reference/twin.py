@@ -503,7 +503,10 @@ def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high
     logits (n,T,V); targets (n,T) with IGNORE outside the completions; rewards (n); old_logp, ref_logp (n,T)
     given; groups of G consecutive sequences. norm: 0 per completion then group (DeepSeekMath eq. 3), 1 token
     level (DAPO), 2 a constant n*max_len (Dr. GRPO). Returns (loss, (clip fraction, mean k3 (0 when beta = 0),
-    zero-variance-group fraction, mean entropy)) with the statistics over all completion tokens."""
+    zero-variance-group fraction, mean entropy), regimes) with the statistics over all completion tokens, and
+    regimes the number of completion tokens of counted groups in each case the gradient treats apart: "low"
+    (A < 0, clipped below), "high" (A > 0, clipped above), "window" (A > 0, 1+eps_low < ratio <= 1+eps_high:
+    clipped only without clip-higher)."""
     mask = targets != IGNORE
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -534,7 +537,11 @@ def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high
         tokens = mask.sum()
         stats = ((clipped & mask).sum() / tokens, (k3 * mask).sum() / tokens if beta > 0 else torch.tensor(0.0),
                  zero_var.to(logits.dtype).mean(), (entropy * mask).sum() / tokens)
-    return loss, stats
+        counted = mask & (used.reshape(-1, 1) > 0)
+        regimes = {"low": int((counted & (adv < 0) & (ratio < 1 - eps_low)).sum()),
+                   "high": int((counted & (adv > 0) & (ratio > 1 + eps_high)).sum()),
+                   "window": int((counted & (adv > 0) & (ratio > 1 + eps_low) & (ratio <= 1 + eps_high)).sum())}
+    return loss, stats, regimes
 
 
 # --------------------------------------------------------------------------
