@@ -63,7 +63,7 @@ echo "ch07: pretraining the base model ($PRETRAIN_STEPS steps of $PRETRAIN_BATCH
 "$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
   --out "$out/base" --steps "$PRETRAIN_STEPS" --batch "$PRETRAIN_BATCH" --seq "$PRETRAIN_SEQ" \
   --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 250 --bias-update-speed 0.01 --seed 1 --init-seed 1 \
-  --threads 2 --quiet >"$out/pretrain.log" 2>&1 ||
+  --threads 1 --quiet >"$out/pretrain.log" 2>&1 ||
   { echo "ch07-runs: pretraining failed:" >&2; tail -3 "$out/pretrain.log" >&2; exit 1; }
 pipeline 1 & a=$!
 pipeline 2 & b=$!
