@@ -3,11 +3,12 @@
 # layer (layer 1 at the bottom), columns the training steps; a load is the
 # tokens the step's batch sent to the expert divided by the mean (white = 1,
 # balanced; black = 0, a dead expert; red = overloaded, up to E/K = 16/3, the
-# expert takes every token of its layer).
+# expert takes every token of its layer). Seed 1 of the three (the others
+# show the same pattern; their numbers are in results/ch05/per_seed.csv).
 #
-# input: runs/ch05/moe-none/load_matrix.csv
-# input: runs/ch05/moe-aux/load_matrix.csv
-# input: runs/ch05/moe-free/load_matrix.csv
+# input: runs/ch05/moe-none-s1/load_matrix.csv
+# input: runs/ch05/moe-aux-s1/load_matrix.csv
+# input: runs/ch05/moe-free-s1/load_matrix.csv
 # input: configs/ch05-moe.json
 # made-by: make ch5
 #
@@ -18,10 +19,10 @@ set datafile separator comma
 cfg(field) = int(system(sprintf("sed -n 's/.*\"%s\": *\\([0-9]*\\).*/\\1/p' configs/ch05-moe.json", field)))
 E = cfg("n_routed_experts")
 first = cfg("first_k_dense_replace")
-ncols = int(system("head -1 runs/ch05/moe-none/load_matrix.csv | tr ',' '\\n' | wc -l"))
+ncols = int(system("head -1 runs/ch05/moe-none-s1/load_matrix.csv | tr ',' '\\n' | wc -l"))
 layers = ncols / E
-steps = int(system("wc -l < runs/ch05/moe-none/load_matrix.csv")) - 1
-set multiplot layout 3,1 title "Expert load over training: tokens / mean tokens (chapter 5)" \
+steps = int(system("wc -l < runs/ch05/moe-none-s1/load_matrix.csv")) - 1
+set multiplot layout 3,1 title "Expert load over training: tokens / mean tokens (chapter 5, seed 1)" \
     margins 0.1,0.86,0.09,0.9 spacing 0,0.07
 set palette defined (0 "#000000", 1 "#ffffff", 2.5 "#fdae61", 5.333 "#b2182b")
 set cbrange [0:16.0/3]
@@ -37,6 +38,6 @@ files = "moe-none moe-aux moe-free"
 do for [i = 1:3] {
     set label 1 titles[i] at graph 0.01, graph 1.08 left font ",10"
     if (i == 3) { set xlabel "step" offset 0,0.5 }
-    plot sprintf("runs/ch05/%s/load_matrix.csv", word(files, i)) matrix skip 1 using ($2 + 1):1:3 with image
+    plot sprintf("runs/ch05/%s-s1/load_matrix.csv", word(files, i)) matrix skip 1 using ($2 + 1):1:3 with image
 }
 unset multiplot
