@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Chapter 8's tables from scripts/ch08-runs.sh's evaluations and training logs.
+
+    ch08-table.py OUTDIR ELAPSED_SECONDS
+
+Reads OUTDIR/seed*/{ARM}.csv (tinyseek evaluate), OUTDIR/seed*/{ARM}/metrics.csv
+(tinyseek grpo) and OUTDIR/seed*/{ARM}.log, and writes, as mean and sample
+standard deviation over the seeds:
+  OUTDIR/results.csv        model, difficulty "all": greedy pass@1, sampled pass@1, maj@k, pass@k, format, length
+  OUTDIR/by_difficulty.csv  model, difficulty, greedy and sampled pass@1, pass@k
+  OUTDIR/passk.csv          k, then mean and sd of pass@k for each model
+  OUTDIR/curves.csv         step, then mean and sd over seeds of each RL arm's reward, accuracy, length, KL
+  OUTDIR/training.csv       per RL arm: rollout metrics over its first and last 20 steps
+  OUTDIR/run.csv            seconds of the whole experiment, per arm: seconds per step and peak memory
+and prints the table the chapter quotes."""
+import csv
+import glob
+import hashlib
+import os
+import re
+import statistics
+import sys
+
+out, elapsed = sys.argv[1], int(sys.argv[2])
+MODELS = ["base", "zero", "baseq", "zeroq", "sft", "sftmore", "rft", "ppo", "grpo"]
+RL_ARMS = ["zero", "zeroq", "rft", "ppo", "grpo"]
+LABELS = {"base": "base, R1-Zero's prompt", "zero": "R1-Zero: GRPO from base, R1-Zero's prompt",
+          "baseq": "base, question", "zeroq": "R1-Zero: GRPO from base, question",
+          "sft": "cold-start SFT (start of the rest)", "sftmore": "SFT + more SFT", "rft": "SFT + online RFT",
+          "ppo": "SFT + PPO", "grpo": "SFT + GRPO (R1)"}
+seeds = sorted(glob.glob(os.path.join(out, "seed*")))
+rows = {}  # (model, difficulty) -> one dict per seed
+for sd in seeds:
+    for m in MODELS:
+        for r in csv.DictReader(open(os.path.join(sd, f"{m}.csv"))):
+            rows.setdefault((m, r["difficulty"]), []).append(r)
+
+
+def stat(xs):
+    xs = [float(x) for x in xs if x not in (None, "", "nan")]
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def col(rs, c):
+    return stat([r.get(c) for r in rs])
+
+
+cols = ["greedy_pass1", "pass1", "maj_at_n", "format_rate", "mean_len"]
+ks = [c for c in rows[("sft", "all")][0] if c.startswith("pass_at_")]
+kmax = ks[-1]
+with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["model", "label", "seeds"] + [f"{c}_{s}" for c in cols + ["pass_at_k"] for s in ("mean", "sd")])
+    for m in MODELS:
+        rs = rows[(m, "all")]
+        w.writerow([m, LABELS[m], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)])
+diffs = sorted({d for (_, d) in rows if d != "all"}, key=int)
+with open(os.path.join(out, "by_difficulty.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["model", "label", "difficulty"] +
+               [f"{c}_{s}" for c in ("greedy_pass1", "pass1", "pass_at_k", "format_rate") for s in ("mean", "sd")])
+    for m in MODELS:
+        for d in diffs:
+            w.writerow([m, LABELS[m], d] + [f"{v:.4f}" for c in ("greedy_pass1", "pass1", kmax, "format_rate") for v in col(rows[(m, d)], c)])
+with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["k"] + [f"{m}_{s}" for m in MODELS for s in ("mean", "sd")])
+    for c in ks:
+        w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in MODELS for v in col(rows[(m, "all")], c)])
+
+# Training curves: the per-step metrics of each RL arm, averaged over seeds
+# (rollout metrics repeat over a rollout batch's mu steps; keep every step).
+metrics = ["reward", "accuracy", "format_rate", "completion_len", "kl"]
+curves = {}  # (arm, step) -> list of rows
+for sd in seeds:
+    for a in RL_ARMS:
+        p = os.path.join(sd, a, "metrics.csv")
+        for r in csv.DictReader(open(p)):
+            curves.setdefault((a, int(r["step"])), []).append(r)
+steps = sorted({s for (_, s) in curves})
+with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["step"] + [f"{a}_{c}_{s}" for a in RL_ARMS for c in metrics for s in ("mean", "sd")])
+    for st in steps:
+        cells = []
+        for a in RL_ARMS:
+            rs = curves.get((a, st), [])
+            cells += [f"{v:.4f}" if rs else "" for c in metrics for v in col(rs, c)]
+        w.writerow([st] + cells)
+
+# The start and the end of each RL arm's training: rollout metrics averaged over
+# its first and its last WINDOW steps, then mean and sd over the seeds.
+WINDOW = 20
+with open(os.path.join(out, "training.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    tm = metrics + ["zero_var_frac", "clip_frac"]
+    w.writerow(["arm", "steps"] + [f"{e}_{c}_{s}" for e in ("first", "last") for c in tm for s in ("mean", "sd")])
+    for a in RL_ARMS:
+        per_seed = [list(csv.DictReader(open(os.path.join(sd, a, "metrics.csv")))) for sd in seeds]
+        cells = []
+        for e in ("first", "last"):
+            for c in tm:
+                vals = []
+                for rs in per_seed:
+                    part = rs[:WINDOW] if e == "first" else rs[-WINDOW:]
+                    xs = [float(r[c]) for r in part if r.get(c) not in (None, "", "nan")]
+                    if xs:
+                        vals.append(statistics.mean(xs))
+                m, sdv = stat(vals)
+                cells += [f"{m:.4f}", f"{sdv:.4f}"]
+        w.writerow([a, len(per_seed[0])] + cells)
+
+LOG = re.compile(r"(\d+) steps in ([\d.]+) s \(([\d.]+) s/step\), peak memory (\d+) MB")
+with open(os.path.join(out, "run.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    names = ["seeds", "seconds"] + [f"{a}_{c}" for a in RL_ARMS for c in ("s_per_step", "peak_mb")]
+    vals = [len(seeds), elapsed]
+    for a in RL_ARMS:
+        per, mem = [], []
+        for sd in seeds:
+            m = LOG.search(open(os.path.join(sd, f"{a}.log")).read())
+            if m:
+                per.append(float(m.group(3)))
+                mem.append(float(m.group(4)))
+        vals += [f"{statistics.mean(per):.3f}" if per else "", f"{max(mem):.0f}" if mem else ""]
+    env = ["STEPS", "MU", "GROUP", "PROMPTS", "LR", "BETA", "ZERO_STEPS", "RL_MIN_DIFFICULTY", "EVAL_PROBLEMS", "EVAL_SAMPLES", "MAX_NEW",
+           "TEMPERATURE"]
+    # R1-Zero with the paper's prompt: did any weight move? (zero rewards -> zero advantages)
+    def digest(path):
+        return hashlib.sha256(open(path, "rb").read()).hexdigest() if os.path.exists(path) else None
+    base = digest(os.path.join(os.environ.get("CH7", "runs/ch07"), "base", "model.safetensors"))
+    unchanged = sum(base is not None and digest(os.path.join(sd, "zero", "model.safetensors")) == base for sd in seeds)
+    w.writerow(names + [e.lower() for e in env] + ["problems", "zero_seeds_weights_unchanged"])
+    w.writerow(vals + [os.environ.get(e, "") for e in env] + [rows[("sft", "all")][0]["problems"], unchanged])
+
+n = rows[("sft", "all")][0]["problems"]
+print(f"chapter 8: {len(seeds)} seeds, {n} test problems, {rows[('sft', 'all')][0]['samples']} samples each, "
+      f"{elapsed} s in all")
+print(f"{'model':<8} {'greedy pass@1':>15} {'pass@1':>15} {'maj@k':>15} {'pass@' + kmax[8:]:>15} {'format':>15} {'length':>7}")
+for m in MODELS:
+    rs = rows[(m, "all")]
+    cells = ["%.3f ± %.3f" % col(rs, c) for c in ("greedy_pass1", "pass1", "maj_at_n", kmax, "format_rate")]
+    print(f"{m:<8} " + " ".join(f"{c:>15}" for c in cells) + f" {col(rs, 'mean_len')[0]:7.1f}")
+print("by difficulty (sampled pass@1):")
+for d in diffs:
+    print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + col(rows[(m, d)], "pass1")) for m in MODELS))
