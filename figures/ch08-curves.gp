@@ -15,6 +15,8 @@ set datafile separator comma
 set datafile missing ""
 set multiplot layout 1,3 title "Chapter 8: rollouts during RL (mean of 3 seeds)"
 set xlabel "optimizer step"
+set xtics 50
+set key font ",9" spacing 0.9
 set grid ytics lc rgb "#dddddd"
 set border 3
 set xtics nomirror
@@ -27,6 +29,7 @@ plot "runs/ch08/curves.csv" skip 1 using 1:44 with lines lw 2 lc rgb "#08519c" t
      "runs/ch08/curves.csv" skip 1 using 1:34 with lines lw 2 lc rgb "#31a354" title "PPO", \
      "runs/ch08/curves.csv" skip 1 using 1:14 with lines lw 2 lc rgb "#969696" title "R1-Zero (question)"
 set ylabel "rollout format rate"
+set key center right
 plot "runs/ch08/curves.csv" skip 1 using 1:16 with lines lw 2 lc rgb "#969696" title "R1-Zero (question)", \
      "runs/ch08/curves.csv" skip 1 using 1:6 with lines lw 2 dt 2 lc rgb "#636363" title "R1-Zero (paper's prompt)", \
      "runs/ch08/curves.csv" skip 1 using 1:46 with lines lw 2 lc rgb "#08519c" title "GRPO (R1)"

@@ -20,7 +20,7 @@
 # Sizes come from the environment (make ch8 passes its CH08_* variables):
 #   STEPS MU GROUP PROMPTS LR BETA ZERO_STEPS EVAL_PROBLEMS (per difficulty) EVAL_SAMPLES MAX_NEW TEMPERATURE
 # Writes OUTDIR/seedS/ARM/ (checkpoint + metrics.csv), OUTDIR/seedS/ARM.csv (evaluation),
-# then OUTDIR/results.csv, by_difficulty.csv, passk.csv, curves.csv, run.csv, summary.txt.
+# then OUTDIR/results.csv, by_difficulty.csv, per_seed.csv, passk.csv, curves.csv, training.csv, run.csv, summary.txt.
 set -euo pipefail
 ts=${1:?usage: ch08-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: ch08-runs.sh TINYSEEK OUTDIR}
@@ -86,4 +86,4 @@ python3 scripts/ch08-table.py "$out" "$elapsed" | tee "$out/summary.txt"
 
 # The summaries the chapter quotes, into the tracked results/ch08/.
 bash scripts/save-results.sh "$out" ch08 \
-  results.csv by_difficulty.csv passk.csv curves.csv training.csv run.csv summary.txt
+  results.csv by_difficulty.csv per_seed.csv passk.csv curves.csv training.csv run.csv summary.txt

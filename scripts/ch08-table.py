@@ -8,6 +8,7 @@ Reads OUTDIR/seed*/{ARM}.csv (tinyseek evaluate), OUTDIR/seed*/{ARM}/metrics.csv
 standard deviation over the seeds:
   OUTDIR/results.csv        model, difficulty "all": greedy pass@1, sampled pass@1, maj@k, pass@k, format, length
   OUTDIR/by_difficulty.csv  model, difficulty, greedy and sampled pass@1, pass@k
+  OUTDIR/per_seed.csv       model, seed: greedy and sampled pass@1, pass@k, format rate, sampled pass@1 at difficulty 3
   OUTDIR/passk.csv          k, then mean and sd of pass@k for each model
   OUTDIR/curves.csv         step, then mean and sd over seeds of each RL arm's reward, accuracy, length, KL
   OUTDIR/training.csv       per RL arm: rollout metrics over its first and last 20 steps
@@ -64,6 +65,14 @@ with open(os.path.join(out, "by_difficulty.csv"), "w", newline="") as f:
     for m in MODELS:
         for d in diffs:
             w.writerow([m, LABELS[m], d] + [f"{v:.4f}" for c in ("greedy_pass1", "pass1", kmax, "format_rate") for v in col(rows[(m, d)], c)])
+with open(os.path.join(out, "per_seed.csv"), "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["model", "label", "seed", "greedy_pass1", "pass1", "pass_at_k", "format_rate", "pass1_d3"])
+    for m in MODELS:
+        for i, sd in enumerate(seeds):
+            r, r3 = rows[(m, "all")][i], rows[(m, "3")][i]
+            w.writerow([m, LABELS[m], os.path.basename(sd)[4:], r["greedy_pass1"], r["pass1"], r[kmax], r["format_rate"],
+                        r3["pass1"]])
 with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["k"] + [f"{m}_{s}" for m in MODELS for s in ("mean", "sd")])
