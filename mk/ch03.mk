@@ -1,6 +1,6 @@
 # Chapter 3: sharing keys and values. MHA, GQA (4 and 2 key/value heads) and
 # MQA at matched parameter count, trained on chapter 1's data with the same
-# steps and seeds (running chapter 1 first if its outputs are missing); the KV
+# steps and seeds (three seeds each; running chapter 1 first if its outputs are missing); the KV
 # cache and decode speed of each as the context grows from 64 to 1024 tokens.
 # Writes runs/ch03/ (a checkpoint, metrics.csv and decode.csv per model,
 # summary.csv/.txt) and draws figures/ch03-*.png. CH03_STEPS=N for longer runs.

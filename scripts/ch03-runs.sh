@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Chapter 3's experiment (make ch3): MHA, GQA with 4 and with 2 key/value
 # heads, and MQA, trained on chapter 1's data with the same data order, steps
-# and seeds, at matched parameter count (configs/ch03-*.json: 8 query heads of
+# and seeds (three by default), at matched parameter count (configs/ch03-*.json: 8 query heads of
 # 16; the K/V weights a variant saves go into a wider feed-forward layer).
 # Then the KV cache each allocates and its decode speed as the context grows.
 #
-#   scripts/ch03-runs.sh TINYSEEK OUTDIR STEPS
+#   scripts/ch03-runs.sh TINYSEEK OUTDIR STEPS [SEEDS]     (SEEDS default "1 2 3")
+#
+# A seed S sets both the weights (--init-seed S) and the data order (--seed S);
+# the four models of one seed share both. The first seed's models train into
+# OUTDIR/NAME/ (the ones the decode benchmark, the pooling and the figures use),
+# the others into OUTDIR/NAME-sS/ (checkpoint, metrics.csv, train.log).
 #
 # Each training run uses one thread; CH03_JOBS (default 2: the reference
 # machine has two cores) run side by side. Decode speed is measured one model
@@ -13,11 +18,17 @@
 # train.log, decode.csv) for NAME in mha gqa-kv4 gqa-kv2 mqa, and the table
 # OUTDIR/summary.csv + OUTDIR/summary.txt; and OUTDIR/pooled-kvN/, the MHA model
 # converted to N key/value heads by mean-pooling, with OUTDIR/pooled.csv, the
-# held-out loss of each before any further training.
+# held-out loss of each before any further training. summary.csv's
+# final_val_loss is the first seed's; OUTDIR/per_seed.csv has every seed's and
+# OUTDIR/losses.csv the mean and sample sd over the seeds, and of the paired
+# difference from MHA (same seed), per model.
 set -euo pipefail
-ts=${1:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS}
-out=${2:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS}
-steps=${3:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS}
+ts=${1:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS [SEEDS]}
+out=${2:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS [SEEDS]}
+steps=${3:?usage: ch03-runs.sh TINYSEEK OUTDIR STEPS [SEEDS]}
+read -r -a seeds <<<"${4:-1 2 3}"
+(( ${#seeds[@]} > 0 )) || { echo "ch03-runs: no seeds given" >&2; exit 2; }
+PY=${PY3:-/usr/bin/python3}
 jobs=${CH03_JOBS:-2}
 for f in runs/ch01/data/pretrain_train.txt runs/ch01/tokenizer.json; do
   [[ -f $f ]] || { echo "ch03-runs: $f is missing (make ch1 writes it)" >&2; exit 2; }
@@ -27,22 +38,60 @@ mkdir -p "$out"
 
 # ---- training: same data order, steps and seeds ---------------------------------
 common=(--data runs/ch01/data --tokenizer runs/ch01/tokenizer.json --steps "$steps" --batch 8 --seq 128
-        --warmup 20 --eval-every 25 --eval-batches 4 --seed 1 --init-seed 1 --threads 1 --quiet)
-train() {   # train NAME
-  local name=$1
-  mkdir -p "$out/$name"
-  "$ts" pretrain --config "configs/ch03-$name.json" --out "$out/$name" "${common[@]}" >"$out/$name/train.log" 2>&1 ||
-    { echo "ch03-runs: training $name failed:" >&2; tail -3 "$out/$name/train.log" >&2; return 1; }
-  echo "ch03: $name: $(sed -n 's/^pretrain: \([0-9]* steps in [0-9.]* s\).*held-out loss \([0-9.]*\).*/\1, held-out loss \2/p' \
-    "$out/$name/train.log")"
+        --warmup 20 --eval-every 25 --eval-batches 4 --threads 1 --quiet)
+dir() {     # dir NAME SEED: where that run goes
+  if [[ $2 == "${seeds[0]}" ]]; then echo "$out/$1"; else echo "$out/$1-s$2"; fi
 }
-for ((i = 0; i < ${#names[@]}; i += jobs)); do
+train() {   # train NAME SEED
+  local name=$1 seed=$2 d
+  d=$(dir "$name" "$seed")
+  mkdir -p "$d"
+  "$ts" pretrain --config "configs/ch03-$name.json" --out "$d" "${common[@]}" --seed "$seed" --init-seed "$seed" \
+    >"$d/train.log" 2>&1 ||
+    { echo "ch03-runs: training $name seed $seed failed:" >&2; tail -3 "$d/train.log" >&2; return 1; }
+  echo "ch03: $name seed $seed: $(sed -n 's/^pretrain: \([0-9]* steps in [0-9.]* s\).*held-out loss \([0-9.]*\).*/\1, held-out loss \2/p' \
+    "$d/train.log")"
+}
+runs=()
+for seed in "${seeds[@]}"; do
+  for name in "${names[@]}"; do runs+=("$name $seed"); done
+done
+for ((i = 0; i < ${#runs[@]}; i += jobs)); do
   pids=()
-  for name in "${names[@]:i:jobs}"; do
-    train "$name" & pids+=($!)
+  for r in "${runs[@]:i:jobs}"; do
+    # shellcheck disable=SC2086
+    train $r & pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
 done
+
+# ---- held-out loss over the seeds -------------------------------------------------
+{
+  echo "attention,seed,final_val_loss"
+  for seed in "${seeds[@]}"; do
+    for name in "${names[@]}"; do
+      echo "$name,$seed,$(sed -n 's/.*held-out loss \([0-9.]*\).*/\1/p' "$(dir "$name" "$seed")/train.log")"
+    done
+  done
+} >"$out/per_seed.csv"
+"$PY" - "$out/per_seed.csv" "$out/losses.csv" <<'PYEOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+loss = {(r["attention"], r["seed"]): float(r["final_val_loss"]) for r in rows}
+names = list(dict.fromkeys(r["attention"] for r in rows))
+seeds = list(dict.fromkeys(r["seed"] for r in rows))
+sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else float("nan")
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(["attention", "seeds", "final_val_loss_mean", "final_val_loss_sd", "final_val_loss_min",
+                "final_val_loss_max", "minus_mha_mean", "minus_mha_sd", "minus_mha_min", "minus_mha_max"])
+    for n in names:
+        xs = [loss[n, s] for s in seeds]
+        ds = [loss[n, s] - loss["mha", s] for s in seeds]
+        w.writerow([n, len(seeds), "%.4f" % statistics.mean(xs), "%.4f" % sd(xs), "%.4f" % min(xs),
+                    "%.4f" % max(xs), "%.4f" % statistics.mean(ds), "%.4f" % sd(ds), "%.4f" % min(ds),
+                    "%.4f" % max(ds)])
+PYEOF
 
 # ---- decode speed as the context grows, one model at a time ----------------------
 for name in "${names[@]}"; do
@@ -78,7 +127,11 @@ done
 {
   echo "Chapter 3: $steps steps of 8 x 128 tokens each, same data and seeds, one thread each;"
   echo "KV cache in fp32 bytes per token (all 4 layers); decode tokens/s for a batch of 4 on one thread"
+  echo "(final_val_loss: seed ${seeds[0]}, the models benchmarked)"
   column -s, -t <"$out/summary.csv"
+  echo
+  echo "Held-out loss over seeds ${seeds[*]}: mean, sample sd, range; minus_mha: the same seed's MHA loss subtracted"
+  column -s, -t <"$out/losses.csv"
   echo
   echo "The trained MHA model with its key/value heads mean-pooled (tinyseek convert-gqa), not trained further:"
   echo "held-out loss on the same 32 windows of 128 tokens (tinyseek eval)"
@@ -88,4 +141,4 @@ done
 # The summaries the chapter quotes, into the tracked results/ch03/ (scripts/book.py
 # reads them there; make book-md then puts this run's numbers in book.md).
 bash scripts/save-results.sh "$out" ch03 \
-  summary.csv summary.txt pooled.csv mha/decode.csv gqa-kv4/decode.csv gqa-kv2/decode.csv mqa/decode.csv
+  summary.csv summary.txt pooled.csv per_seed.csv losses.csv mha/decode.csv gqa-kv4/decode.csv gqa-kv2/decode.csv mqa/decode.csv
