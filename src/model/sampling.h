@@ -32,7 +32,7 @@ typedef struct {
     int B;           /**< sequences */
     int max_T;       /**< cache positions per sequence (prompt + generated) */
     int max_new;     /**< columns of gen */
-    ts_kvcache cache;
+    ts_kvcache cache; /**< the batched KV cache, B sequences of max_T positions */
     float *logits;   /**< (B,V) next-token logits */
     int *gen;        /**< (B,max_new) generated ids */
     int *len;        /**< (B) ids in gen */

@@ -120,12 +120,12 @@ typedef struct {
 
 /** The sampler of rollout batches: the policy, the prompts, the cache. */
 typedef struct {
-    ts_model *policy;
-    const bpe_tokenizer *tok;
-    const ts_rl_prompts *prompts;
-    const ts_grpo_train_opts *o;
-    ts_gen_batch gen;   /**< P·G sequences */
-    ts_rollout_info info;
+    ts_model *policy;              /**< the model sampled from (π_old at sampling time) */
+    const bpe_tokenizer *tok;      /**< renders and tokenizes the prompts, decodes the completions */
+    const ts_rl_prompts *prompts;  /**< the RL problems, tokenized with their template */
+    const ts_grpo_train_opts *o;   /**< G, P, max_new, temperature, template, seeds */
+    ts_gen_batch gen;              /**< P·G sequences */
+    ts_rollout_info info;          /**< what the last rollout batch scored, and its time */
 } ts_rollout_sampler;
 
 /** @brief Buffers for P·G sequences of the longest prompt plus max_new tokens. */
@@ -154,6 +154,9 @@ ts_status ts_grpo_rollout(ts_rollout_sampler *s, ts_rng *order, long index, ts_r
  * @param grad     (C+1) += dL/d(w, b), or NULL
  * @param hidden   (N, C) the policy's last hidden state (m->hidden)
  * @param head     (C+1) w then b
+ * @param C        hidden size
+ * @param r        the rollout: its layout, completion masks and rewards
+ * @param coef     the value loss's weight (`--value-coef`)
  * @return L
  */
 double ts_value_loss(float *values, float *d_hidden, float *grad, const float *hidden, const float *head, int C,
