@@ -100,7 +100,7 @@ $(SHARED_LIB): $(LIB_OBJ)
 $(CLI_BIN): $(CLI_OBJ) $(STATIC_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(STATIC_LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/gradcheck_model.h $(STATIC_LIB)
+$(BUILD)/tests/%: tests/%.c tests/testutil.h tests/posttrain_fixtures.h tests/gradcheck_model.h $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC_LIB) $(LDLIBS) -lcmocka
 

@@ -195,7 +195,7 @@ $(EX_OUT)/tests/%: $(EX_HOME)/%.c tests/testutil.h $(EX_OUT)/student.o $(EX_OUT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a $(LDLIBS) -lcmocka
 
-$(EX_OUT)/tests/%: tests/%.c tests/testutil.h $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a
+$(EX_OUT)/tests/%: tests/%.c tests/testutil.h tests/posttrain_fixtures.h $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(EX_OUT)/student.o $(EX_OUT)/libtinyseek.a $(LDLIBS) -lcmocka
 endif

@@ -1,7 +1,7 @@
 /* Chapter 7: chat templates (against a real Jinja), the answer/format checker,
  * pass@k and maj@k, SFT's masked batches and loss (prompt positions get no
  * gradient), a tiny SFT run with resume, and the evaluation harness. */
-#include "testutil.h"
+#include "posttrain_fixtures.h"
 
 #include <cjson/cJSON.h>
 
@@ -105,59 +105,8 @@ static void majority_vote(void **state) {
 
 /* ---- a tokenizer and a tiny model ---------------------------------------------- */
 
-static void tokenizer(bpe_tokenizer *tok) {
-    char text[8192];
-    size_t n = 0;
-    for (int i = 0; i < 60; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "What is %d+%d? %d\n", i % 9, i % 7, i % 9 + i % 7);
-    memset(tok, 0, sizeof *tok);
-    assert_int_equal(bpe_train(tok, text, n, 256 + BPE_N_SPECIAL + 8, NULL, NULL), TS_OK);
-}
 
-/* Chapter 5's architecture, small: MLA attention and a DeepSeekMoE layer after one dense one. */
-static ts_config tiny(int vocab) {
-    ts_config c;
-    ts_config_default(&c);
-    strcpy(c.model_type, "deepseek_v3");
-    c.arch = TS_ARCH_DEEPSEEK_V3;
-    c.vocab_size = vocab;
-    c.hidden_size = 16;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.intermediate_size = 24;
-    c.max_position_embeddings = 96;
-    c.q_lora_rank = 8;
-    c.kv_lora_rank = 8;
-    c.qk_nope_head_dim = 4;
-    c.qk_rope_head_dim = 4;
-    c.v_head_dim = 4;
-    c.n_routed_experts = 4;
-    c.num_experts_per_tok = 2;
-    c.n_shared_experts = 1;
-    c.moe_intermediate_size = 8;
-    c.first_k_dense_replace = 1;
-    c.initializer_range = 0.2f;
-    return c;
-}
 
-/* n problems "What is a+b?" with a worked response. */
-static void problems(ts_examples *set, int n, int offset) {
-    set->n = n;
-    set->ex = calloc((size_t)n, sizeof *set->ex);
-    for (int i = 0; i < n; i++) {
-        int a = (7 * i + offset) % 10, b = (3 * i + offset) % 7;
-        char buf[128];
-        snprintf(buf, sizeof buf, "What is %d+%d?", a, b);
-        set->ex[i].prompt = strdup(buf);
-        snprintf(buf, sizeof buf, "<think>%d+%d=%d</think><answer>%d</answer>", a, b, a + b, a + b);
-        set->ex[i].response = strdup(buf);
-        snprintf(buf, sizeof buf, "%d", a + b);
-        set->ex[i].answer = strdup(buf);
-        set->ex[i].difficulty = i % 2;
-    }
-}
 
 /* ---- templates ------------------------------------------------------------------ */
 
@@ -240,7 +189,7 @@ static void sft_row_masks_prompt_and_padding(void **state) {
 /* One SFT batch of the tiny problems with the r1 template. */
 static void sft_batch(const bpe_tokenizer *tok, ts_sft_data *d, ts_batch *b, int B) {
     ts_examples set;
-    problems(&set, B, 0);
+    pt_problems(&set, B, 0);
     assert_int_equal(ts_sft_data_build(d, tok, TS_TEMPLATE_R1, &set, 96, "test"), TS_OK);
     ts_examples_free(&set);
     assert_int_equal(ts_batch_alloc(b, B, d->max_len - 1, 0), TS_OK);
@@ -257,8 +206,8 @@ static void sft_batch(const bpe_tokenizer *tok, ts_sft_data *d, ts_batch *b, int
 static void prompt_positions_get_zero_gradient(void **state) {
     (void)state;
     bpe_tokenizer tok;
-    tokenizer(&tok);
-    ts_config c = tiny(tok.vocab_size);
+    pt_tokenizer(&tok, NULL);
+    ts_config c = pt_tiny_mla(tok.vocab_size, 96);
     ts_model m;
     assert_int_equal(ts_model_create(&m, &c, TS_MODEL_GRADS), TS_OK);
     ts_model_init_weights(&m, 5);
@@ -347,11 +296,11 @@ static ts_train_opts sft_opts(const char *out, long steps) {
 static void sft_lowers_response_loss_and_resumes(void **state) {
     (void)state;
     bpe_tokenizer tok;
-    tokenizer(&tok);
-    ts_config c = tiny(tok.vocab_size);
+    pt_tokenizer(&tok, NULL);
+    ts_config c = pt_tiny_mla(tok.vocab_size, 96);
     ts_examples train_set, test_set;
-    problems(&train_set, 24, 0);
-    problems(&test_set, 8, 5);
+    pt_problems(&train_set, 24, 0);
+    pt_problems(&test_set, 8, 5);
     ts_sft_data train, test;
     assert_int_equal(ts_sft_data_build(&train, &tok, TS_TEMPLATE_R1, &train_set, 96, "train"), TS_OK);
     assert_int_equal(ts_sft_data_build(&test, &tok, TS_TEMPLATE_R1, &test_set, 96, "test"), TS_OK);
@@ -417,10 +366,10 @@ static ts_status collect(void *ctx, int problem, int sample, const char *respons
 static void evaluate_batched_equals_one_at_a_time(void **state) {
     (void)state;
     bpe_tokenizer tok;
-    tokenizer(&tok);
-    ts_config c = tiny(tok.vocab_size);
+    pt_tokenizer(&tok, NULL);
+    ts_config c = pt_tiny_mla(tok.vocab_size, 96);
     ts_examples set;
-    problems(&set, 12, 0);
+    pt_problems(&set, 12, 0);
     ts_sft_data train;
     assert_int_equal(ts_sft_data_build(&train, &tok, TS_TEMPLATE_R1, &set, 96, "train"), TS_OK);
     ts_model m;

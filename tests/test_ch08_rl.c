@@ -9,7 +9,7 @@
  * online-RFT step against an SFT step on the kept samples. The GRPO loss itself is
  * tested in test_ch08_grpo.c, and its gradient with β > 0 after a real update
  * (μ > 1) in double precision in tests/f64/test_grpo_gradcheck.c. */
-#include "testutil.h"
+#include "posttrain_fixtures.h"
 
 #include "core/gradcheck.h"
 #include "core/optim.h"
@@ -93,55 +93,8 @@ static void reward_table(void **state) {
 
 /* ---- a tokenizer, a tiny model, problems ------------------------------------ */
 
-static void tokenizer(bpe_tokenizer *tok) {
-    char text[8192];
-    size_t n = 0;
-    for (int i = 0; i < 60; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "What is %d+%d? %d\n", i % 9, i % 7, i % 9 + i % 7);
-    memset(tok, 0, sizeof *tok);
-    assert_int_equal(bpe_train(tok, text, n, 256 + BPE_N_SPECIAL + 8, NULL, NULL), TS_OK);
-}
 
-/* Chapter 5's architecture, small: MLA attention and a DeepSeekMoE layer after one dense one. */
-static ts_config tiny(int vocab) {
-    ts_config c;
-    ts_config_default(&c);
-    strcpy(c.model_type, "deepseek_v3");
-    c.arch = TS_ARCH_DEEPSEEK_V3;
-    c.vocab_size = vocab;
-    c.hidden_size = 16;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 2;
-    c.head_dim = 8;
-    c.intermediate_size = 24;
-    c.max_position_embeddings = 512; /* the R1-Zero prompt is ~400 tokens with this tokenizer */
-    c.q_lora_rank = 8;
-    c.kv_lora_rank = 8;
-    c.qk_nope_head_dim = 4;
-    c.qk_rope_head_dim = 4;
-    c.v_head_dim = 4;
-    c.n_routed_experts = 4;
-    c.num_experts_per_tok = 2;
-    c.n_shared_experts = 1;
-    c.moe_intermediate_size = 8;
-    c.first_k_dense_replace = 1;
-    c.initializer_range = 0.2f;
-    return c;
-}
 
-static void problems(ts_examples *set, int n) {
-    set->n = n;
-    set->ex = calloc((size_t)n, sizeof *set->ex);
-    for (int i = 0; i < n; i++) {
-        int a = (7 * i) % 10, b = (3 * i) % 7;
-        char buf[64];
-        snprintf(buf, sizeof buf, "What is %d+%d?", a, b);
-        set->ex[i].prompt = strdup(buf);
-        snprintf(buf, sizeof buf, "%d", a + b);
-        set->ex[i].answer = strdup(buf);
-    }
-}
 
 /* A reward with spread in every group of a random model's completions: the
  * generated text's byte sum modulo 3 (the rule rewards of a random model are all 0). */
@@ -168,9 +121,9 @@ typedef struct {
 } world;
 
 static void world_open(world *w, ts_template t) {
-    tokenizer(&w->tok);
-    w->cfg = tiny(w->tok.vocab_size);
-    problems(&w->set, 12);
+    pt_tokenizer(&w->tok, NULL);
+    w->cfg = pt_tiny_mla(w->tok.vocab_size, 512); /* the R1-Zero prompt is ~400 tokens with this tokenizer */
+    pt_problems(&w->set, 12, 0);
     assert_int_equal(ts_rl_prompts_build(&w->prompts, &w->tok, t, &w->set), TS_OK);
 }
 

@@ -9,7 +9,7 @@
  * zero KL gradient; masked positions get exactly zero gradient and may hold
  * anything; the frozen teacher holds no gradients; the training loop lowers
  * the KL and resumes exactly; tokenizers must match; bad input; the command. */
-#include "testutil.h"
+#include "posttrain_fixtures.h"
 
 #include "core/gradcheck.h"
 #include "io/fileio.h"
@@ -404,29 +404,7 @@ static void frozen_teacher_holds_no_gradients(void **state) {
 
 /* ---- the training loop ------------------------------------------------------ */
 
-static void tokenizer_from(bpe_tokenizer *tok, const char *word) {
-    char text[8192];
-    size_t n = 0;
-    for (int i = 0; i < 60; i++)
-        n += (size_t)snprintf(text + n, sizeof text - n, "What is %d+%d? %d %s\n", i % 9, i % 7, i % 9 + i % 7, word);
-    memset(tok, 0, sizeof *tok);
-    assert_int_equal(bpe_train(tok, text, n, 256 + BPE_N_SPECIAL + 8, NULL, NULL), TS_OK);
-}
 
-static void problems(ts_examples *set, int n, int offset) {
-    set->n = n;
-    set->ex = calloc((size_t)n, sizeof *set->ex);
-    for (int i = 0; i < n; i++) {
-        int a = (7 * i + offset) % 10, b = (3 * i + offset) % 7;
-        char buf[128];
-        snprintf(buf, sizeof buf, "What is %d+%d?", a, b);
-        set->ex[i].prompt = strdup(buf);
-        snprintf(buf, sizeof buf, "<think>%d+%d=%d</think><answer>%d</answer>", a, b, a + b, a + b);
-        set->ex[i].response = strdup(buf);
-        snprintf(buf, sizeof buf, "%d", a + b);
-        set->ex[i].answer = strdup(buf);
-    }
-}
 
 static ts_train_opts kd_train_opts(const char *out, long steps) {
     ts_train_opts o = ts_train_opts_default();
@@ -466,11 +444,11 @@ static double held_kl(ts_model *s, ts_model *t, const ts_sft_data *d, const ts_k
 static void distill_lowers_kl_and_resumes(void **state) {
     (void)state;
     bpe_tokenizer tok;
-    tokenizer_from(&tok, "");
+    pt_tokenizer(&tok, "");
     ts_config cs = tiny(tok.vocab_size, 16, 2), ct = tiny(tok.vocab_size, 24, 2);
     ts_examples train_set, test_set;
-    problems(&train_set, 24, 0);
-    problems(&test_set, 8, 5);
+    pt_problems(&train_set, 24, 0);
+    pt_problems(&test_set, 8, 5);
     ts_sft_data train, test;
     assert_int_equal(ts_sft_data_build(&train, &tok, TS_TEMPLATE_R1, &train_set, 96, "train"), TS_OK);
     assert_int_equal(ts_sft_data_build(&test, &tok, TS_TEMPLATE_R1, &test_set, 96, "test"), TS_OK);
@@ -542,9 +520,9 @@ static void distill_lowers_kl_and_resumes(void **state) {
 static void tokenizers_must_match(void **state) {
     (void)state;
     bpe_tokenizer a, a2, b;
-    tokenizer_from(&a, "");
-    tokenizer_from(&a2, "");
-    tokenizer_from(&b, "zzzz yyyy zzzz yyyy");
+    pt_tokenizer(&a, "");
+    pt_tokenizer(&a2, "");
+    pt_tokenizer(&b, "zzzz yyyy zzzz yyyy");
     assert_int_equal(ts_distill_same_tokenizer(&a, "t/tokenizer.json", &a2, "s/tokenizer.json"), TS_OK);
     assert_int_equal(ts_distill_same_tokenizer(&a, "t/tokenizer.json", &b, "s/tokenizer.json"), TS_ERR_FORMAT);
     const char *e = ts_last_error();
@@ -615,8 +593,8 @@ static void bad_input_fails_cleanly(void **state) {
 static void distill_command(void **state) {
     (void)state;
     bpe_tokenizer tok, other;
-    tokenizer_from(&tok, "");
-    tokenizer_from(&other, "zzzz yyyy zzzz yyyy");
+    pt_tokenizer(&tok, "");
+    pt_tokenizer(&other, "zzzz yyyy zzzz yyyy");
     assert_int_equal(bpe_save(&tok, tu_path("tok.json")), TS_OK);
     assert_int_equal(bpe_save(&other, tu_path("other.json")), TS_OK);
     ts_config ct = tiny(tok.vocab_size, 24, 2), cs = tiny(tok.vocab_size, 16, 1), cbad = tiny(tok.vocab_size + 3, 16, 1);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "core/common.h"
@@ -22,6 +23,11 @@ int cli_error(const char *fmt, ...) {
     ts_one_line(msg, sizeof msg); /* a flag's value or a file's text may hold a newline */
     fprintf(stderr, "tinyseek: %s\n", msg);
     return 2;
+}
+
+int cli_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
 }
 
 int cli_lib_error(void) { return cli_error("%s", ts_last_error()[0] ? ts_last_error() : "unknown error"); }

@@ -49,6 +49,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** @brief Print "tinyseek: <ts_last_error()>" and return 2. */
 int cli_lib_error(void);
 
+/** 1 if @p path exists (a file or a folder). */
+int cli_exists(const char *path);
+
 /** The values of the shared training flags that do not go straight into ts_train_opts. */
 typedef struct {
     float wd;    /**< --wd: AdamW's weight decay (the default: ts_train_opts' own) */

@@ -21,17 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "data/bpe.h"
 #include "model/checkpoint.h"
 #include "train/distill.h"
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 int cmd_distill(int argc, char **argv) {
     ts_train_opts o = ts_train_opts_default();
@@ -88,7 +82,7 @@ int cmd_distill(int argc, char **argv) {
         train_path = train_buf;
         if (!test_path) {
             snprintf(test_buf, sizeof test_buf, "%s/sft_test.jsonl", data);
-            if (exists(test_buf)) test_path = test_buf;
+            if (cli_exists(test_buf)) test_path = test_buf;
         }
     }
     if (!metrics) {

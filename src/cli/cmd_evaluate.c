@@ -8,17 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "io/fileio.h"
 #include "model/checkpoint.h"
 #include "train/evaluate.h"
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 /* The first @p limit problems of each difficulty (all when 0): a view that shares the strings. */
 static int select_problems(ts_examples *view, const ts_examples *all, int limit) {
@@ -168,7 +162,7 @@ int cmd_evaluate(int argc, char **argv) {
     char buf[4096];
     if (data) {
         snprintf(buf, sizeof buf, "%s/test.jsonl", data);
-        if (!exists(buf)) snprintf(buf, sizeof buf, "%s/rl_test.jsonl", data);
+        if (!cli_exists(buf)) snprintf(buf, sizeof buf, "%s/rl_test.jsonl", data);
         problems = buf;
     }
     session s;

@@ -11,17 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "data/bpe.h"
 #include "model/checkpoint.h"
 #include "train/grpo_train.h"
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 int cmd_grpo(int argc, char **argv) {
     ts_train_opts o = ts_train_opts_default();
@@ -98,8 +92,8 @@ int cmd_grpo(int argc, char **argv) {
         prompts_path = prompts_buf;
         if (!test_path) {
             snprintf(test_buf, sizeof test_buf, "%s/test.jsonl", data);
-            if (!exists(test_buf)) snprintf(test_buf, sizeof test_buf, "%s/rl_test.jsonl", data);
-            if (exists(test_buf)) test_path = test_buf;
+            if (!cli_exists(test_buf)) snprintf(test_buf, sizeof test_buf, "%s/rl_test.jsonl", data);
+            if (cli_exists(test_buf)) test_path = test_buf;
         }
     }
     if (!metrics) {

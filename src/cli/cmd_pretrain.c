@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "data/bpe.h"
@@ -29,11 +28,6 @@ static int encode_file(const bpe_tokenizer *tok, const char *path, int **ids, si
     free(text);
     if (st) return cli_lib_error();
     return 0;
-}
-
-static int file_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -127,7 +121,7 @@ int cmd_pretrain(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/pretrain_train.txt", data);
         if ((rc = encode_file(&tok, path, &train_ids, &n_train))) goto out_tok;
         snprintf(path, sizeof path, "%s/pretrain_test.txt", data);
-        if (file_exists(path) && (rc = encode_file(&tok, path, &eval_ids, &n_eval))) goto out_tok;
+        if (cli_exists(path) && (rc = encode_file(&tok, path, &eval_ids, &n_eval))) goto out_tok;
     } else {
         int *all = NULL;
         size_t n = 0;
