@@ -13,7 +13,11 @@
 #   notebooks make notebooks passes a good notebook and fails on a raising cell
 #   figures   scripts/figures.sh refuses a script whose CSV is missing
 #   gdb       the ts_view pretty printer and tsprint print the right matrices,
-#             and .vscode/launch.json matches scripts/gdb/chapters.txt
+#             tsattn and tslatent the right tables (and tsattn calls out a row
+#             that does not sum to 1), .vscode/launch.json matches
+#             scripts/gdb/chapters.txt, and chapter 4's GDB_BATCH=1 stop (the
+#             tiny model) prints 8 heads' probabilities that sum to 1 and the
+#             latent split at kv_lora_rank
 #
 #   scripts/check-infra.sh [book docs notebooks figures gdb]   (default: all)
 # One line per check; exit 1 if any failed. Needs the base packages
@@ -189,7 +193,38 @@ check_gdb() {
   grep -qF -- '[256 257 260 265 272 … 305 320 337 356 377]' <<<"$out" \
     && ok "gdb: tsprint ids n (a vector, elided)" || bad "gdb: tsprint ids n output differs"
   grep -q 'Python Exception' <<<"$out" && bad "gdb: the Python helpers raised: $(grep -m1 'Python Exception' <<<"$out")"
+  # tsattn: two heads' rows 4 floats apart; a row summing to 1.25 and a wrong stride must be called out
+  out=$(gdb -q -batch -x scripts/gdb/gdbinit -ex 'break ts_fixture_stop' -ex run -ex 'tsattn probs 2 3 4' \
+        -ex 'tsattn not_probs 1 3' -ex 'tsattn probs 2 4' -ex 'tslatent latent 2 3 2' "$c/fixture" 2>&1)
+  grep -qF -- $'  head     0     1     2    sum max at\n     0 0.250 0.500 0.250 1.0000      1\n     1 0.125 0.125 0.750 1.0000      2\nevery head\'s row sums to 1' <<<"$out" \
+    && ok "gdb: tsattn prints a head x key table whose rows sum to 1" || { bad "gdb: tsattn output differs"; printf '%s\n' "$out" | tail -30 | sed 's/^/    /' >&2; }
+  grep -qF -- 'tsattn: head 0: the row sums to 1.25' <<<"$out" && grep -qF -- 'tsattn: head 0: the row sums to 100' <<<"$out" \
+    && ok "gdb: tsattn calls out a row that is no distribution (sum 1.25; a wrong stride)" || bad "gdb: tsattn did not call out a row that does not sum to 1"
+  grep -qF -- $'c_kv (2,3): the compressed keys and values, up-projected per head by kv_b_proj\n[[1 2 3]\n [4 5 6]]\nk_rope (2,2): the roped key, one for all heads\n[[-0.5 0.5]\n [-1.5 1.5]]' <<<"$out" \
+    && ok "gdb: tslatent splits latent rows at kv_lora_rank" || bad "gdb: tslatent output differs"
   expect_pass "gdb: .vscode/launch.json matches scripts/gdb/chapters.txt" $PY scripts/gdb/launch_json.py --check
+  # Chapter 4's stop under GDB_BATCH=1, in a copy without runs/ (so the tiny
+  # model, and the line saying so): every tsattn row, as printed, sums to 1.
+  if ! make_q all MODE=debug >"$c/debug.log" 2>&1; then bad "gdb: make all MODE=debug failed: $(tail -1 "$c/debug.log")"; return; fi
+  local w=$c/tree
+  mkdir -p "$w/scripts" "$w/configs"
+  cp -r scripts/gdb "$w/scripts/"; cp configs/ch04-mla.json "$w/configs/"
+  out=$(GDB_BATCH=1 bash "$w/scripts/gdb/run-gdb.sh" 4 "$root/build/debug/tinyseek" 2>&1)
+  local rc=$?
+  if [[ $rc -ne 0 ]]; then bad "gdb: GDB_BATCH=1 chapter 4 failed (exit $rc)"; printf '%s\n' "$out" | tail -8 | sed 's/^/    /' >&2; return; fi
+  grep -q '^gdb: no trained model in runs/ch04/mla (make ch4 writes it)' <<<"$out" \
+    && ok "gdb: without runs/ch04/mla, chapter 4 says so and stops in the tiny model" || bad "gdb: no line saying runs/ch04/mla is missing"
+  # the table's rows: "  head  k0 k1 ... sum max_at"; add the printed probabilities (3 decimals each)
+  local sums
+  sums=$(awk '/^\(gdb\) tsattn/ {on=1; next} on && (/^  +head/ || /attention probabilities of the query/) {next}
+              on && /^ +[0-9]+( +[0-9.]+)+ +[0-9]+$/ {s=0; for (i=2; i<=NF-2; i++) s+=$i; n++; printf "%d:%.3f ", $1, s;
+                                                   if (s < 1 - 0.0005*(NF-3) || s > 1 + 0.0005*(NF-3)) bad++; next}
+              on {on=0} END {printf "rows=%d bad=%d", n, bad}' <<<"$out")
+  if [[ $sums =~ rows=([0-9]+)\ bad=0$ ]] && (( BASH_REMATCH[1] >= 8 )) && grep -qE '^c_kv \([0-9]+,64\):' <<<"$out" && grep -qE '^k_rope \([0-9]+,8\):' <<<"$out"; then
+    ok "gdb: GDB_BATCH=1 make gdb CH=4: the latent split 64 + 8, each head's printed probabilities sum to 1 ($sums)"
+  else
+    bad "gdb: GDB_BATCH=1 chapter 4: probabilities or latent split not as expected ($sums)"; printf '%s\n' "$out" | grep -A12 '^(gdb) ts' | sed 's/^/    /' >&2
+  fi
 }
 
 checks=("$@")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Start gdb on the debug build, running a tiny version of chapter N's
-# experiment, stopped at the chapter's key function (scripts/gdb/chapters.txt).
+# Start gdb on the debug build, stopped at chapter N's key function
+# (scripts/gdb/chapters.txt): in the model `make chN` trained, when the
+# chapter has a `trained` line and runs/ holds that model, else in a tiny
+# version of the chapter's experiment (made by its `setup` lines; one line says so).
 #
 #   scripts/gdb/run-gdb.sh N [BINARY]            interactive (what `make gdb CH=N` runs)
 #   GDB_BATCH=1 scripts/gdb/run-gdb.sh N         non-interactive: stop, run the chapter's
@@ -9,6 +11,7 @@
 #   scripts/gdb/run-gdb.sh --setup N [BINARY]    only make the chapter's tiny inputs
 #                                                (for VS Code, .vscode/launch.json)
 #   scripts/gdb/run-gdb.sh --list                the table
+#   GDB_TINY=1 scripts/gdb/run-gdb.sh N          the tiny run even when runs/ has the trained model
 #
 # BINARY defaults to build/debug/tinyseek (make gdb passes the right one).
 set -euo pipefail
@@ -19,7 +22,8 @@ setup_only=0
 if [[ ${1:-} == --list ]]; then
   echo "chapter  stops in                 runs"
   awk '!/^[[:space:]]*(#|$)/ && $2=="break" {b[$1]=$3} !/^[[:space:]]*(#|$)/ && $2=="run" {r[$1]=$0; sub(/^[^ \t]+[ \t]+run[ \t]+/, "", r[$1])}
-       END {for (c in b) printf "%-8s %-24s tinyseek %s\n", c, b[c], r[c]}' "$table" | sort -n
+       !/^[[:space:]]*(#|$)/ && $2=="trained" {m[$1]=" (or in " $3 ")"}
+       END {for (c in b) printf "%-8s %-24s tinyseek %s%s\n", c, b[c], r[c], m[c]}' "$table" | sort -n
   exit 0
 fi
 if [[ ${1:-} == --setup ]]; then setup_only=1; shift; fi
@@ -44,8 +48,24 @@ fi
 [[ -x "$bin" ]] || { echo "gdb: $bin not found: run make debug" >&2; exit 2; }
 command -v gdb >/dev/null || { echo "gdb: gdb is not installed (apt-get install gdb)" >&2; exit 2; }
 
+# `trained DIR ARGS...`: with DIR's checkpoint in runs/, gdb runs ARGS in it and
+# nothing needs making; without it, the tiny run below (VS Code's --setup always makes that).
+trained=$(field trained | head -1)
+if [[ -n "$trained" && $setup_only == 0 ]]; then
+  model=${trained%% *}
+  if [[ ${GDB_TINY:-0} != 1 && -f $model/config.json && -f $model/model.safetensors ]]; then
+    run_args=${trained#* }
+    echo "gdb: the trained model $model"
+    setup_done=1
+  elif [[ ${GDB_TINY:-0} == 1 ]]; then
+    echo "gdb: GDB_TINY=1: a tiny model trained for two steps, not $model"
+  else
+    echo "gdb: no trained model in $model (make ch$ch writes it): a tiny model trained for two steps instead"
+  fi
+fi
+
 # Setup commands make the tiny inputs (with the same binary, so nothing else needs building).
-while IFS= read -r s; do
+[[ ${setup_done:-0} == 1 ]] || while IFS= read -r s; do
   [[ -n "$s" ]] || continue
   echo "gdb: setup: tinyseek $s"
   # shellcheck disable=SC2086  # the table's words are the arguments
@@ -76,6 +96,10 @@ if [[ ${GDB_BATCH:-0} == 1 ]]; then
   fi
   if grep -q '^Python Exception' "$out"; then
     echo "gdb: the pretty printer raised an exception (transcript: $out)" >&2
+    exit 1
+  fi
+  if grep -q '^tsattn: head .*, not 1' "$out"; then
+    echo "gdb: a row of attention probabilities does not sum to 1: $(grep -m1 '^tsattn: head' "$out") (transcript: $out)" >&2
     exit 1
   fi
   echo "gdb: transcript in $out"

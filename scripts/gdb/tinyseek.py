@@ -10,6 +10,11 @@ Load with `source scripts/gdb/tinyseek.py` (scripts/gdb/gdbinit does it).
                         print the float*/double*/int*/... EXPR as a ROWS x COLS
                         matrix (a vector of ROWS values without COLS). ROWS and
                         COLS may be any C expression: `tsprint ids 1 n`.
+  tsattn EXPR HEADS KEYS [STRIDE]
+                        one query's attention probabilities: a head x key-position
+                        table, each row's sum (checked to be 1) and its argmax
+  tslatent EXPR ROWS KV_LORA_RANK ROPE_DIM
+                        MLA's cached latent rows split at kv_lora_rank: c_kv, k_rope
   set ts-max-rows N     rows (and leading blocks) shown before eliding with …  (default 8)
   set ts-max-cols N     columns shown before eliding with …                     (default 10)
 
@@ -91,8 +96,9 @@ def _fmt(v, is_float):
     return "%d" % int(v)
 
 
-def format_matrix(ptr, shape, elem_type=None):
-    """Text of the row-major array at gdb.Value pointer `ptr` with `shape` (a list of ints)."""
+def format_matrix(ptr, shape, elem_type=None, stride=None):
+    """Text of the row-major array at gdb.Value pointer `ptr` with `shape` (a list of ints);
+    `stride`: elements from one row to the next (default: the last dimension)."""
     ell = _ellipsis()
     target = (elem_type or ptr.type.target()).strip_typedefs()
     is_float = target.code == gdb.TYPE_CODE_FLT
@@ -110,6 +116,7 @@ def format_matrix(ptr, shape, elem_type=None):
     else:
         vector = False
     rows, cols = shape[-2], shape[-1]
+    stride = cols if stride is None else stride
     lead = shape[:-2]
     n_blocks = 1
     for d in lead:
@@ -119,7 +126,7 @@ def format_matrix(ptr, shape, elem_type=None):
     b_idx = _shown(n_blocks, int(MAX_ROWS.value))
 
     def read_block(b):
-        base = b * rows * cols
+        base = b * rows * stride
         cells = []
         for r in r_idx:
             if r is None:
@@ -127,7 +134,7 @@ def format_matrix(ptr, shape, elem_type=None):
                 continue
             row = []
             for c in c_idx:
-                row.append(ell if c is None else _fmt(ptr[base + r * cols + c], is_float))
+                row.append(ell if c is None else _fmt(ptr[base + r * stride + c], is_float))
             cells.append(row)
         return cells
 
@@ -257,6 +264,118 @@ Large matrices are elided with ... (set ts-max-rows / ts-max-cols)."""
         gdb.write(format_matrix(ptr, shape) + "\n")
 
 
+def _float_pointer(cmd, expr):
+    """The float* (or float array) that EXPR names, as a pointer."""
+    val = gdb.parse_and_eval(expr)
+    t = val.type.strip_typedefs()
+    if t.code == gdb.TYPE_CODE_ARRAY:
+        val = val[0].address
+    elif t.code != gdb.TYPE_CODE_PTR:
+        raise gdb.GdbError("%s: %s is a %s, not a pointer or an array" % (cmd, expr, val.type))
+    if val.type.target().strip_typedefs().code != gdb.TYPE_CODE_FLT:
+        raise gdb.GdbError("%s: %s points to %s; expected float" % (cmd, expr, val.type.target()))
+    if int(val) == 0:
+        raise gdb.GdbError("%s: %s is NULL" % (cmd, expr))
+    return val
+
+
+def _sizes(cmd, exprs):
+    try:
+        dims = [int(gdb.parse_and_eval(a)) for a in exprs]
+    except gdb.error as e:
+        raise gdb.GdbError("%s: %s" % (cmd, e))
+    if any(d < 0 for d in dims):
+        raise gdb.GdbError("%s: negative size %s" % (cmd, dims))
+    return dims
+
+
+# How far a row of float softmax probabilities may sum from 1: rounding of n
+# terms is ~n·6e-8, so this holds for thousands of keys and catches any wrong
+# pointer, stride or key count (a row of scores, or of another head's row, misses by far more).
+PROB_SUM_TOL = 1e-4
+
+
+class TsAttn(gdb.Command):
+    """tsattn EXPR HEADS KEYS [STRIDE]: the attention probabilities of one query, per head.
+
+EXPR points to head 0's row of KEYS probabilities (float); head h's row starts
+h*STRIDE floats later (STRIDE defaults to KEYS). Causal attention: the query
+sits at position KEYS-1 and sees keys 0..KEYS-1. Prints a head x key-position
+table, each row's sum and its most-attended position, then checks that every
+row is a probability distribution (entries in [0,1], sum 1 within 1e-4): a
+line "tsattn: head H ... not 1" says it is not (a wrong pointer, stride or count).
+  tsattn bf.scores cfg->num_attention_heads pos[0]+1 c->max_T     (MLA decode)
+  tsattn "a->attn.att + (T-1)*T" c->num_attention_heads T T*T     (training forward, batch 0)"""
+
+    def __init__(self):
+        super().__init__("tsattn", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) not in (3, 4):
+            raise gdb.GdbError("usage: tsattn EXPR HEADS KEYS [STRIDE]   (e.g. tsattn bf.scores 8 pos[0]+1 c->max_T)")
+        ptr = _float_pointer("tsattn", argv[0])
+        dims = _sizes("tsattn", argv[1:])
+        H, n = dims[0], dims[1]
+        stride = dims[2] if len(dims) == 3 else n
+        if H == 0 or n == 0:
+            raise gdb.GdbError("tsattn: no heads or no keys (%d x %d)" % (H, n))
+        if stride < n:
+            raise gdb.GdbError("tsattn: stride %d is shorter than a row of %d keys" % (stride, n))
+        gdb.write("%s: attention probabilities of the query at position %d, %d heads x %d key positions\n"
+                  % (argv[0], n - 1, H, n))
+        try:
+            rows = [[float(ptr[h * stride + t]) for t in range(n)] for h in range(H)]
+        except gdb.MemoryError as e:
+            raise gdb.GdbError("tsattn: cannot read %s: %s" % (argv[0], e))
+        ell = _ellipsis()
+        cols = _shown(n, int(MAX_COLS.value))
+        cells = [["head"] + [ell if t is None else "%d" % t for t in cols] + ["sum", "max at"]]
+        for h, row in enumerate(rows):
+            cells.append(["%d" % h] + [ell if t is None else "%.3f" % row[t] for t in cols]
+                         + ["%.4f" % sum(row), "%d" % max(range(n), key=lambda t: row[t])])
+        width = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
+        for r in cells:
+            gdb.write("  " + " ".join(c.rjust(width[j]) for j, c in enumerate(r)) + "\n")
+        worst = 0.0
+        for h, row in enumerate(rows):
+            s = sum(row)
+            if any(not (0.0 <= p <= 1.0) for p in row) or not abs(s - 1.0) <= PROB_SUM_TOL:
+                gdb.write("tsattn: head %d: the row sums to %.6g (entries %.4g..%.4g), not 1: "
+                          "not softmax probabilities (wrong pointer, stride or key count?)\n" % (h, s, min(row), max(row)))
+                return
+            worst = max(worst, abs(s - 1.0))
+        gdb.write("every head's row sums to 1 (largest |sum - 1| = %.1e over %d keys)\n" % (worst, n))
+
+
+class TsLatent(gdb.Command):
+    """tslatent EXPR ROWS KV_LORA_RANK ROPE_DIM: MLA's cached latent rows, split at kv_lora_rank.
+
+EXPR points to ROWS cache rows of KV_LORA_RANK + ROPE_DIM floats each (chapter 4's
+absorbed cache: [c_kv; k_rope] per position, nothing per head). Prints the two
+parts as separate matrices: c_kv (ROWS, KV_LORA_RANK), the compressed keys and
+values every head up-projects, and k_rope (ROWS, ROPE_DIM), the one roped key
+every head shares.
+  tslatent "c->latent + (size_t)seq[0]*c->max_T*c->latent_dim" pos[0]+1 cfg->kv_lora_rank cfg->qk_rope_head_dim"""
+
+    def __init__(self):
+        super().__init__("tslatent", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) != 4:
+            raise gdb.GdbError("usage: tslatent EXPR ROWS KV_LORA_RANK ROPE_DIM")
+        ptr = _float_pointer("tslatent", argv[0])
+        rows, dc, dr = _sizes("tslatent", argv[1:])
+        lat = dc + dr
+        gdb.write("%s: %d latent rows of %d floats = [c_kv (%d) ; k_rope (%d)], split at kv_lora_rank = %d\n"
+                  % (argv[0], rows, lat, dc, dr, dc))
+        gdb.write("c_kv (%d,%d): the compressed keys and values, up-projected per head by kv_b_proj\n" % (rows, dc))
+        gdb.write(format_matrix(ptr, [rows, dc], stride=lat) + "\n")
+        gdb.write("k_rope (%d,%d): the roped key, one for all heads\n" % (rows, dr))
+        gdb.write(format_matrix(ptr + dc, [rows, dr], stride=lat) + "\n")
+
+
 def register(objfile=None):
     gdb.printing.register_pretty_printer(objfile, _lookup_printer, replace=True)
 
@@ -272,4 +391,6 @@ class _Printer:
 
 _lookup_printer = _Printer()
 TsPrint()
+TsAttn()
+TsLatent()
 register(None)
