@@ -76,6 +76,8 @@ for cell in nb.cells:
     for o in cell.get("outputs", []):       # this machine's checkout, shown as the reader's
         if o.get("output_type") == "stream":
             o["text"] = o["text"].replace(root, "")
+        elif "text/plain" in o.get("data", {}):   # a cell's value (a returned string, a repr)
+            o["data"]["text/plain"] = o["data"]["text/plain"].replace(root, "")
 fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), suffix=".tmp")
 with os.fdopen(fd, "w", encoding="utf-8") as f:
     nbformat.write(nb, f)
