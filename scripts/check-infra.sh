@@ -13,7 +13,7 @@
 #   notebooks make notebooks passes a good notebook and fails on a raising cell
 #   figures   scripts/figures.sh refuses a script whose CSV is missing
 #   gdb       the ts_view pretty printer and tsprint print the right matrices,
-#             tsattn and tslatent the right tables (and tsattn calls out a row
+#             tsattn, tslatent and tsparam the right tables (tsattn calls out a row
 #             that does not sum to 1), .vscode/launch.json matches
 #             scripts/gdb/chapters.txt, and chapter 4's GDB_BATCH=1 stop (the
 #             tiny model) prints 8 heads' probabilities that sum to 1 and the
@@ -202,6 +202,12 @@ check_gdb() {
     && ok "gdb: tsattn calls out a row that is no distribution (sum 1.25; a wrong stride)" || bad "gdb: tsattn did not call out a row that does not sum to 1"
   grep -qF -- $'c_kv (2,3): the compressed keys and values, up-projected per head by kv_b_proj\n[[1 2 3]\n [4 5 6]]\nk_rope (2,2): the roped key, one for all heads\n[[-0.5 0.5]\n [-1.5 1.5]]' <<<"$out" \
     && ok "gdb: tslatent splits latent rows at kv_lora_rank" || bad "gdb: tslatent output differs"
+  out=$(gdb -q -batch -x scripts/gdb/gdbinit -ex 'break ts_fixture_stop' -ex run -ex 'tsparam reg b.bias' \
+        -ex 'tsparam &reg 0' -ex 'tsparam reg 0 grad' "$c/fixture" 2>&1)
+  grep -qF -- $'tensor 1: b.bias (2) data\n[7 8]' <<<"$out" && grep -qF -- $'tensor 0: a.weight (2,3) data\n[[1 2 3]\n [4 5 6]]' <<<"$out" \
+    && grep -qF -- 'tsparam: reg.grad is NULL' <<<"$out" \
+    && ok "gdb: tsparam prints a registered tensor by name or index, and says when gradients are not allocated" \
+    || { bad "gdb: tsparam output differs"; printf '%s\n' "$out" | tail -12 | sed 's/^/    /' >&2; }
   expect_pass "gdb: .vscode/launch.json matches scripts/gdb/chapters.txt" $PY scripts/gdb/launch_json.py --check
   # Chapter 4's stop under GDB_BATCH=1, in a copy without runs/ (so the tiny
   # model, and the line saying so): every tsattn row, as printed, sums to 1.

@@ -15,6 +15,8 @@ Load with `source scripts/gdb/tinyseek.py` (scripts/gdb/gdbinit does it).
                         table, each row's sum (checked to be 1) and its argmax
   tslatent EXPR ROWS KV_LORA_RANK ROPE_DIM
                         MLA's cached latent rows split at kv_lora_rank: c_kv, k_rope
+  tsparam PARAMS NAME|INDEX [data|grad|m|v]
+                        one registered tensor (e.g. tsparam m->params 0)
   set ts-max-rows N     rows (and leading blocks) shown before eliding with …  (default 8)
   set ts-max-cols N     columns shown before eliding with …                     (default 10)
 
@@ -376,6 +378,50 @@ every head shares.
         gdb.write(format_matrix(ptr + dc, [rows, dr], stride=lat) + "\n")
 
 
+class TsParam(gdb.Command):
+    """tsparam PARAMS NAME|INDEX [data|grad|m|v]: one tensor of a ts_params registry as its matrix.
+
+PARAMS is a ts_params (or a pointer to one), e.g. m->params; the tensor is named
+as in the checkpoint (model.layers.0.self_attn.q_proj.weight) or by its index.
+Reads the registry from memory, as ts_params_view() would, without calling
+into the program (which some debuggers and containers cannot do)."""
+
+    def __init__(self):
+        super().__init__("tsparam", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) not in (2, 3):
+            raise gdb.GdbError("usage: tsparam PARAMS NAME|INDEX [data|grad|m|v]   (e.g. tsparam m->params 0)")
+        reg = gdb.parse_and_eval(argv[0])
+        if reg.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+            reg = reg.dereference()
+        try:
+            count = int(reg["count"])
+        except gdb.error as e:
+            raise gdb.GdbError("tsparam: %s is not a ts_params: %s" % (argv[0], e))
+        which = argv[2] if len(argv) == 3 else "data"
+        if which not in ("data", "grad", "m", "v"):
+            raise gdb.GdbError("tsparam: %s: expected data, grad, m or v" % which)
+        names = [reg["params"][i]["name"].string(errors="replace") for i in range(count)]
+        key = argv[1]
+        if key.isdigit():
+            idx = int(key)
+        elif key in names:
+            idx = names.index(key)
+        else:
+            raise gdb.GdbError("tsparam: no tensor named %s among the %d (the first: %s)" % (key, count, ", ".join(names[:3])))
+        if not 0 <= idx < count:
+            raise gdb.GdbError("tsparam: index %d outside the %d tensors" % (idx, count))
+        base = reg[which]
+        if int(base) == 0:
+            raise gdb.GdbError("tsparam: %s.%s is NULL (not allocated in this run)" % (argv[0], which))
+        t = reg["params"][idx]
+        shape = [int(t["shape"][i]) for i in range(int(t["ndim"]))]
+        gdb.write("tensor %d: %s (%s) %s\n" % (idx, names[idx], ",".join(str(d) for d in shape), which))
+        gdb.write(format_matrix(base + int(t["offset"]), shape) + "\n")
+
+
 def register(objfile=None):
     gdb.printing.register_pretty_printer(objfile, _lookup_printer, replace=True)
 
@@ -393,4 +439,5 @@ _lookup_printer = _Printer()
 TsPrint()
 TsAttn()
 TsLatent()
+TsParam()
 register(None)
