@@ -18,8 +18,9 @@
 # Fair by default: each side at its best. Both run OpenBLAS's AVX-512 kernels
 # where the CPU has them, whatever OPENBLAS_CORETYPE the environment exports;
 # tinyseek runs whichever of its matmul paths (OpenBLAS, its own C loops) a
-# short trial finds faster here, per config; PyTorch gets its thread and
-# malloc settings (scripts/bench.py).
+# short trial finds faster here, per config; PyTorch runs whichever width of
+# its own kernels (its default, AVX-512) a short trial finds faster, with its
+# thread and malloc settings (scripts/bench.py).
 #
 #   BENCH_CONFIGS   LABEL=config.json ... (default: the fixed "bench" size, chapter 2's
 #                   model, and chapter 5's MoE model once configs/ch05-moe.json exists)
@@ -30,6 +31,8 @@
 #                   BENCH_CORETYPE=Haswell is the AVX2 comparison, on request only
 #   BENCH_MATMUL    tinyseek's matmul path: auto (default: the faster here), c, openblas,
 #                   default (the library's own choice)
+#   BENCH_ATEN      PyTorch's ATEN_CPU_CAPABILITY: auto (default: the faster here), default
+#                   (PyTorch's own choice), avx2, avx512
 #   BENCH_WAIT      OMP_WAIT_POLICY for both sides (default passive: on a busy machine the
 #                   default spinning makes 2 threads slower than 1, for both programs)
 #   BENCH_ROLLOUT   1 (default): the post-training rows; 0 skips them
@@ -46,6 +49,7 @@ BENCH_THREADS ?= 1,2
 BENCH_WAIT ?= passive
 BENCH_CORETYPE ?= auto
 BENCH_MATMUL ?= auto
+BENCH_ATEN ?= auto
 BENCH_ROLLOUT ?= 1
 BENCH_ROLLOUT_CONFIG ?= configs/ch07-base.json
 BENCH_ROLLOUT_N ?= 64,256
@@ -56,7 +60,7 @@ BENCH_CONFIGS ?= bench=configs/bench.json ch02=configs/ch02-dense.json \
 bench: deps-torch
 	@$(MAKE) --no-print-directory all
 	@$(PY3) scripts/bench.py --ts $(CLI_BIN) --out $(BENCH_OUT) --runs $(BENCH_RUNS) --threads $(BENCH_THREADS) \
-	    --coretype "$(BENCH_CORETYPE)" --ts-matmul "$(BENCH_MATMUL)" --wait-policy "$(BENCH_WAIT)" \
+	    --coretype "$(BENCH_CORETYPE)" --ts-matmul "$(BENCH_MATMUL)" --pt-aten "$(BENCH_ATEN)" --wait-policy "$(BENCH_WAIT)" \
 	    $(if $(filter 0,$(BENCH_ROLLOUT)),--no-rollout) --rollout-config $(BENCH_ROLLOUT_CONFIG) \
 	    --rollout-n $(BENCH_ROLLOUT_N) $(BENCH_CONFIGS)
 	@bash scripts/figures.sh $(sort $(wildcard figures/bench-*.gp))

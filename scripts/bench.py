@@ -24,7 +24,11 @@ Fair by default, each side at its best (DESIGN.md section 6):
     each of its paths (OpenBLAS, its own C loops; TS_MATMUL) per config and
     runs the faster; c, openblas or default (the library's own choice) force one.
   - PyTorch: OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = threads, glibc's
-    mmap/trim thresholds raised. Both get the same OMP_WAIT_POLICY.
+    mmap/trim thresholds raised; --pt-aten auto (the default) times a few
+    steps with its own (ATen) kernels at their default width and at AVX-512
+    (ATEN_CPU_CAPABILITY) where the CPU has it, and runs the faster; default
+    or avx512 (or any ATEN_CPU_CAPABILITY value) force one.
+    Both get the same OMP_WAIT_POLICY.
 Both programs print the kernels they ran; the table's header names them.
 
 Every measurement also records the process's CPU time over its wall time
@@ -135,6 +139,8 @@ class Item:
         self.kind, self.label, self.cfg, self.folder, self.n = kind, label, cfg, folder, n
         self.matmul = "default"  # TS_MATMUL for tinyseek: c, openblas, or default (the library's choice)
         self.calibration = ""
+        self.aten = "default"  # ATEN_CPU_CAPABILITY for PyTorch: default (its own choice) or a value
+        self.pt_calibration = ""
 
 
 def ts_command(a, it, t, quick=False):
@@ -153,38 +159,60 @@ def ts_command(a, it, t, quick=False):
     return cmd
 
 
-def pt_command(a, it, t):
+def pt_command(a, it, t, quick=False):
     cmd = [a.python, TWIN, "bench", it.folder, "--threads", str(t), "--label", it.label]
     if it.kind == "train":
+        if quick:
+            return cmd + ["--steps", "3", "--warmup", "1", "--no-gen"]
         return cmd + ["--steps", str(a.steps), "--reps", str(a.reps)]
-    return cmd + ["--no-train", "--no-gen", "--rollout", "--rollout-reps", str(a.rollout_reps), "--grpo-steps",
-                  str(a.grpo_steps)]
+    return cmd + ["--no-train", "--no-gen", "--rollout", "--rollout-reps", str(1 if quick else a.rollout_reps),
+                  "--grpo-steps", str(1 if quick else a.grpo_steps)]
 
 
 def seconds_of(it, res, a):
-    """The quantity the matmul calibration minimises: a training step, or a rollout plus a GRPO step."""
+    """The quantity a calibration minimises: a training step, or a rollout plus a GRPO step."""
     if it.kind == "train":
-        return float(res["step_ms"]) * 1e-3
+        return float(res["batch"]) * float(res["seq"]) / float(res["train_tok_s"])
     return it.n * a.rollout_new / float(res["rollout_tok_s"]) + float(res["grpo_step_s"])
 
 
 def calibrate(a, it, base, threads):
-    """Pick tinyseek's faster matmul path for this item: a few untimed-in-the-table steps with each."""
-    if a.ts_matmul != "auto":
-        it.matmul = a.ts_matmul
-        it.calibration = "asked for"
-        return
+    """Each side's faster settings for this item, from a few steps with each (not in the table): tinyseek's
+    matmul path (TS_MATMUL), then PyTorch's ATen kernel width (ATEN_CPU_CAPABILITY). The first tinyseek run
+    writes the item's folder, which the twin's runs read."""
     t = max(threads)
     env = dict(base, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t))
-    secs = {}
-    for path in ("openblas", "c"):
-        res = run(ts_command(a, it, t, quick=True), dict(env, TS_MATMUL=path), f"tinyseek calibration ({path})")
-        if res.get("matmul") != path:  # a BLAS=0 build has the C loops only
-            it.matmul, it.calibration = "default", f"only {res.get('matmul')} in this build"
-            return
-        secs[path] = seconds_of(it, res, a)
-    it.matmul = min(secs, key=secs.get)
-    it.calibration = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in secs.items())
+    if a.ts_matmul != "auto":
+        it.matmul, it.calibration = a.ts_matmul, "asked for"
+        run(ts_command(a, it, t, quick=True) + ["--out", it.folder], env, "tinyseek (writing the inputs)")
+    else:
+        secs = {}
+        for path in ("openblas", "c"):
+            res = run(ts_command(a, it, t, quick=True) + ["--out", it.folder], dict(env, TS_MATMUL=path),
+                      f"tinyseek calibration ({path})")
+            if res.get("matmul") != path:  # a BLAS=0 build has the C loops only
+                secs = {}
+                it.matmul, it.calibration = "default", f"only {res.get('matmul')} in this build"
+                break
+            secs[path] = seconds_of(it, res, a)
+        if secs:
+            it.matmul = min(secs, key=secs.get)
+            it.calibration = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in secs.items())
+    if a.pt_aten != "auto":
+        it.aten, it.pt_calibration = a.pt_aten, "asked for"
+    elif "avx512f" not in cpu_flags():
+        it.aten, it.pt_calibration = "default", "no AVX-512 on this CPU"
+    else:
+        secs = {}
+        for cap in ("default", "avx512"):
+            pt_env = dict(env, **PT_ENV)
+            if cap != "default":
+                pt_env["ATEN_CPU_CAPABILITY"] = cap
+            res = run(pt_command(a, it, t, quick=True), pt_env, f"PyTorch calibration (ATen {cap})")
+            secs[f"{cap} ({res.get('aten', '?')})"] = (seconds_of(it, res, a), cap)
+        best = min(secs, key=lambda k: secs[k][0])
+        it.aten = secs[best][1]
+        it.pt_calibration = ", ".join(f"{k} {v[0] * 1e3:.0f} ms" for k, v in secs.items())
 
 
 def check_rollout(a, it, pair):
@@ -219,6 +247,9 @@ def main():
                          "(inherited), or a name (Haswell: the AVX2 comparison)")
     ap.add_argument("--ts-matmul", default="auto", choices=["auto", "c", "openblas", "default"],
                     help="tinyseek's matmul path (TS_MATMUL): auto = the faster here, per config")
+    ap.add_argument("--pt-aten", default="auto",
+                    help="PyTorch's ATEN_CPU_CAPABILITY: auto = the faster here (its default or avx512), default, "
+                         "or a value (avx2, avx512)")
     ap.add_argument("--wait-policy", default="passive",
                     help="OMP_WAIT_POLICY for both sides ('' = inherited). On a busy machine libgomp's default "
                          "spinning makes 2 threads slower than 1, for tinyseek and PyTorch alike")
@@ -262,7 +293,8 @@ def main():
           flush=True)
     for it in items:
         calibrate(a, it, base, threads)
-        print(f"  {it.label:<16} tinyseek matmul: {it.matmul} ({it.calibration})", flush=True)
+        print(f"  {it.label:<16} tinyseek matmul: {it.matmul} ({it.calibration}); PyTorch ATen: {it.aten} "
+              f"({it.pt_calibration})", flush=True)
 
     rows = []
     for it in items:
@@ -274,6 +306,8 @@ def main():
                 if it.matmul != "default":
                     ts_env["TS_MATMUL"] = it.matmul
                 pt_env = dict(base, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t), **PT_ENV)
+                if it.aten != "default":
+                    pt_env["ATEN_CPU_CAPABILITY"] = it.aten
                 order = [("tinyseek", ts_command(a, it, t), ts_env), ("pytorch", pt_command(a, it, t), pt_env)]
                 if r % 2 == 1 and os.path.exists(os.path.join(it.folder, marker)):
                     order.reverse()
@@ -363,7 +397,7 @@ def main():
             w.writerow([(f"{s[c]:.4g}" if isinstance(s[c], float) else s[c]) if c in s else "" for c in cols])
 
     def kernels(group):
-        ts_k = sorted({f"{s['matmul_ts']}" + (f" (OpenBLAS {s['blas_ts']})" if s["matmul_ts"] == "openblas" else "")
+        ts_k = sorted({f"OpenBLAS {s['blas_ts']}" if s["matmul_ts"] == "openblas" else "its own C loops"
                        for s in group})
         pt_k = sorted({f"OpenBLAS {s['blas_pt']}, ATen {s['aten_pt']}" for s in group})
         return f"tinyseek's matmul: {' / '.join(ts_k)}; PyTorch: {' / '.join(pt_k)}"
