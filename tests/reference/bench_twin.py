@@ -31,7 +31,7 @@ Every timed part also reports the process's CPU time over the wall time
 (about the thread count when nothing else runs; less on a loaded machine).
 
 PyTorch at its best (DESIGN.md section 6) needs its environment set before it
-starts, which scripts/bench.sh does: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
+starts, which scripts/bench.py does: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
 equal to --threads (this build's BLAS is the pthread OpenBLAS, whose own
 thread pool otherwise fights PyTorch's OpenMP one), and MALLOC_MMAP_THRESHOLD_
 / MALLOC_TRIM_THRESHOLD_ raised so that large tensors are not mapped and
@@ -187,10 +187,10 @@ def main(argv):
     a = ap.parse_args(argv)
     for var, want in (("OMP_NUM_THREADS", str(a.threads)), ("OPENBLAS_NUM_THREADS", str(a.threads))):
         if os.environ.get(var) != want:
-            print(f"twin bench: warning: {var} is {os.environ.get(var)!r}, not {want} (see scripts/bench.sh)",
+            print(f"twin bench: warning: {var} is {os.environ.get(var)!r}, not {want} (see scripts/bench.py)",
                   file=sys.stderr)
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        print("twin bench: warning: MALLOC_MMAP_THRESHOLD_ is not set (see scripts/bench.sh)", file=sys.stderr)
+        print("twin bench: warning: MALLOC_MMAP_THRESHOLD_ is not set (see scripts/bench.py)", file=sys.stderr)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
