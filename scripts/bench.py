@@ -256,7 +256,7 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--no-rollout", action="store_true", help="skip the post-training (rollout, GRPO step) rows")
     ap.add_argument("--rollout-config", default="configs/ch07-base.json")
-    ap.add_argument("--rollout-label", default="ch07-base")
+    ap.add_argument("--rollout-label", default=None, help="row name (default: the config's file name)")
     ap.add_argument("--rollout-n", default="64,256", help="sequences sampled at once")
     ap.add_argument("--rollout-new", type=int, default=64, help="new tokens per sequence")
     ap.add_argument("--rollout-prompt", type=int, default=16)
@@ -273,7 +273,8 @@ def main():
         items.append(Item("train", label, cfg, os.path.join(a.out, "models", label)))
     if not a.no_rollout:
         for n in (int(x) for x in a.rollout_n.split(",")):
-            label = f"{a.rollout_label}-n{n}"
+            stem = a.rollout_label or os.path.splitext(os.path.basename(a.rollout_config))[0]
+            label = f"{stem}-n{n}"
             items.append(Item("rollout", label, a.rollout_config, os.path.join(a.out, "models", label), n))
     if not items:
         raise SystemExit("bench: nothing to measure (no configs, and --no-rollout)")
