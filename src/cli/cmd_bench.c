@@ -14,11 +14,17 @@
  *   - generation: tokens/s of --gen greedy KV-cache decode steps, batch 1 (median);
  *   - sgemm: GFLOP/s of ts_sgemm() on a 1024^3 product, with the run's threads
  *     and with one, the yardstick for the training step;
- *   - peak RSS of the process (getrusage).
+ *   - with --rollout N: post-training's work (bench_rollout.h): tokens/s of
+ *     N sequences sampled at once through the batched KV cache, and seconds per
+ *     GRPO step on them; measured first, from the saved weights;
+ *   - peak RSS of the process (getrusage);
+ *   - for every timed part, the process's CPU time over the wall time (the
+ *     threads it had: on a loaded machine, fewer than asked for).
  * With --out DIR it first writes the model (config.json, model.safetensors)
- * and the batch and prompt (bench_inputs.safetensors) there, so the PyTorch
+ * and the batch and prompt (bench_inputs.safetensors) there, and with
+ * --rollout the rollout batch (bench_rollout.safetensors), so the PyTorch
  * twin (tests/reference/twin.py bench) runs exactly the same work.
- * The last line of stdout is `RESULT key=value ...` for scripts/bench.sh.
+ * The last line of stdout is `RESULT key=value ...` for scripts/bench.py.
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +33,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli/bench_rollout.h"
 #include "cli/cli.h"
 #include "core/ops.h"
 #include "core/optim.h"
@@ -106,6 +113,7 @@ int cmd_bench(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *label = NULL;
     int B = 16, T = 128, steps = 10, warmup = 2, prompt = 16, gen = 256, reps = 5, threads = 0, sgemm_n = 1024;
     int no_train = 0, no_gen = 0;
+    bench_rollout_opts ro = {.n = 0, .new_tokens = 64, .group = 8, .reps = 3, .steps = 3, .beta = 0.04f};
     uint64_t seed = 1;
     cli_opt opts[] = {
         {"config", OPT_STR, &config, "model config.json", 1, 0},
@@ -123,17 +131,28 @@ int cmd_bench(int argc, char **argv) {
         {"threads", OPT_INT, &threads, "threads (0 = default)", 0, 1024},
         {"no-train", OPT_FLAG, &no_train, "skip the training measurement", 1, 0},
         {"no-gen", OPT_FLAG, &no_gen, "skip the prefill and generation measurement", 1, 0},
+        {"rollout", OPT_INT, &ro.n, "also sample this many sequences at once (batched KV cache, temperature 1, "
+                                    "no early stop) and time GRPO steps on them (0 = skip)", 0, 65536},
+        {"new", OPT_INT, &ro.new_tokens, "rollout: new tokens per sequence", 1, 1 << 20},
+        {"group", OPT_INT, &ro.group, "rollout: completions per GRPO group (divides --rollout)", 1, 65536},
+        {"rollout-reps", OPT_INT, &ro.reps, "rollout: timed rollouts (median)", 1, 1000},
+        {"grpo-steps", OPT_INT, &ro.steps, "rollout: timed GRPO steps (median)", 1, 100000},
+        {"beta", OPT_FLOAT, &ro.beta, "rollout: GRPO's KL weight (> 0: the reference model's forward is timed too)", 0,
+         100},
     };
     int rc = cli_parse("bench", "--config F [flags]", argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), NULL, 0,
                        NULL);
     if (rc) return rc == 1 ? 0 : rc;
     if (!config) return cli_error("bench: --config is required");
+    if (ro.n > 0 && ro.n % ro.group)
+        return cli_error("bench: --rollout %d is not a multiple of --group %d", ro.n, ro.group);
     ts_set_num_threads(threads);
     int nth = ts_num_threads();
 
     ts_config cfg;
     if (ts_config_load(&cfg, config)) return cli_lib_error();
     int need = prompt + gen > T ? prompt + gen : T;
+    if (ro.n > 0 && prompt + ro.new_tokens + 1 > need) need = prompt + ro.new_tokens + 1;
     if (cfg.max_position_embeddings < need) cfg.max_position_embeddings = need;
     ts_model m;
     if (ts_model_create(&m, &cfg, 1)) return cli_lib_error();
@@ -170,7 +189,26 @@ int cmd_bench(int argc, char **argv) {
     }
     printf("bench: %s, %d threads, matmul %s\n", config, nth, ts_matmul_backend());
 
+    bench_rollout_result rr;
+    memset(&rr, 0, sizeof rr);
+    if (ro.n > 0) { /* first: it starts from the saved weights, as the twin does, and restores them */
+        ro.prompt = prompt;
+        ro.seed = seed;
+        if (bench_rollout(&m, seq, &ro, out, &rr)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        printf("bench: rollouts   %8.0f tokens/s  (%d sequences at once, prompt %d, %ld new tokens in all, "
+               "temperature 1, median of %d; CPU/wall %.2f)\n",
+               rr.tok_s, ro.n, prompt, rr.tokens, ro.reps, rr.cpu_util);
+        printf("bench: GRPO step  %8.3f s  (%d groups of %d, %d tokens each, beta %g, median of %d; CPU/wall %.2f; "
+               "first gradient norm %.6g, largest weight change %.3g)\n",
+               rr.step_s, ro.n / ro.group, ro.group, prompt + ro.new_tokens, (double)ro.beta, ro.steps,
+               rr.step_cpu_util, rr.grad_norm, rr.max_dw);
+    }
+
     double train_tps = 0, step_ms = 0, step_cpu_ms = 0, step_gflops = 0, flops = train_step_flops(&cfg, B, T);
+    double train_util = 0;
     if (!no_train) {
         if (ts_model_reserve(&m, B, T)) {
             rc = cli_lib_error();
@@ -198,11 +236,17 @@ int cmd_bench(int argc, char **argv) {
         step_ms = 1e3 * t;
         step_gflops = flops / t * 1e-9;
         step_cpu_ms = 1e3 * median(cpu, steps);
+        double wall_sum = 0, cpu_sum = 0;
+        for (int s = 0; s < steps; s++) {
+            wall_sum += times[s];
+            cpu_sum += cpu[s];
+        }
+        train_util = cpu_sum / wall_sum;
         printf("bench: training   %8.0f tokens/s  (batch %dx%d, median of %d steps %.1f ms, %.1f ms CPU, %.2f GFLOP/step, "
                "%.1f GFLOP/s)\n", train_tps, B, T, steps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops);
     }
 
-    double prefill_tps = 0, gen_tps = 0, gen_cpu_tps = 0;
+    double prefill_tps = 0, gen_tps = 0, gen_cpu_tps = 0, gen_util = 0;
     if (!no_gen) {
         if (ts_kvcache_create(&kv, &m, 1, prompt + gen)) {
             rc = cli_lib_error();
@@ -235,6 +279,12 @@ int cmd_bench(int argc, char **argv) {
         }
         gen_tps = gen / median(times, reps);
         gen_cpu_tps = gen / median(cpu, reps);
+        double wall_sum = 0, cpu_sum = 0;
+        for (int r = 0; r < reps; r++) {
+            wall_sum += times[r];
+            cpu_sum += cpu[r];
+        }
+        gen_util = cpu_sum / wall_sum;
         printf("bench: prefill    %8.0f tokens/s  (prompt %d, median of %d)\n", prefill_tps, prompt, reps);
         printf("bench: generation %8.0f tokens/s  (batch 1, %d new tokens, KV cache, median of %d; %.0f per CPU-second)\n",
                gen_tps, gen, reps, gen_cpu_tps);
@@ -254,9 +304,13 @@ int cmd_bench(int argc, char **argv) {
     printf("bench: peak RSS %.1f MB\n", rss_mb);
     printf("RESULT impl=tinyseek config=%s threads=%d batch=%d seq=%d train_tok_s=%.1f step_ms=%.3f step_cpu_ms=%.3f "
            "step_gflop=%.4f step_gflops=%.2f prefill_tok_s=%.1f gen_tok_s=%.1f gen_cpu_tok_s=%.1f sgemm_gflops=%.2f sgemm1_gflops=%.2f "
-           "peak_rss_mb=%.1f matmul=%s blas_core=%s\n",
+           "peak_rss_mb=%.1f train_util=%.3f gen_util=%.3f rollout_n=%d rollout_new=%d rollout_tok_s=%.1f "
+           "rollout_tokens=%ld rollout_util=%.3f grpo_step_s=%.5f grpo_util=%.3f grpo_grad_norm=%.8g grpo_max_dw=%.4g "
+           "rollout_sum=%lld matmul=%s blas_core=%s\n",
            label ? label : config, nth, B, T, train_tps, step_ms, step_cpu_ms, flops * 1e-9, step_gflops, prefill_tps,
-           gen_tps, gen_cpu_tps, sg, sg1, rss_mb, ts_sgemm_uses_c_loops() ? "c" : "openblas", ts_blas_core());
+           gen_tps, gen_cpu_tps, sg, sg1, rss_mb, train_util, gen_util, ro.n, ro.new_tokens, rr.tok_s, rr.tokens,
+           rr.cpu_util, rr.step_s, rr.step_cpu_util, rr.grad_norm, rr.max_dw, rr.checksum,
+           ts_sgemm_uses_c_loops() ? "c" : "openblas", ts_blas_core());
 done:
     ts_kvcache_free(&kv);
     free(tokens);

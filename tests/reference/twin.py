@@ -501,7 +501,8 @@ def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high
     """GRPO's loss -J as the papers write it, for autograd to differentiate.
 
     logits (n,T,V); targets (n,T) with IGNORE outside the completions; rewards (n); old_logp, ref_logp (n,T)
-    given; groups of G consecutive sequences. norm: 0 per completion then group (DeepSeekMath eq. 3), 1 token
+    given (old_logp None: pi_old is the policy itself, rho = 1 exactly, as at the first of mu updates); groups of
+    G consecutive sequences. norm: 0 per completion then group (DeepSeekMath eq. 3), 1 token
     level (DAPO), 2 a constant n*max_len (Dr. GRPO). Returns (loss, (clip fraction, mean k3 (0 when beta = 0),
     zero-variance-group fraction, mean entropy), regimes) with the statistics over all completion tokens, and
     regimes the number of completion tokens of counted groups in each case the gradient treats apart: "low"
@@ -510,6 +511,8 @@ def grpo_loss(logits, targets, rewards, old_logp, ref_logp, G, eps_low, eps_high
     mask = targets != IGNORE
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    if old_logp is None:
+        old_logp = logp.detach()
     r = rewards.reshape(-1, G)
     zero_var = (r == r[:, :1]).all(dim=1)
     centred = r - r.mean(dim=1, keepdim=True)
