@@ -1,0 +1,54 @@
+# Appendix A: the decode attention of absorbed MLA in CUDA (src/cuda/).
+#
+#   make cuda       compile src/cuda/mla_decode.cu (every kernel version) and its harness,
+#                   linked with libtinyseek for the C reference; one architecture,
+#                   CUDA_ARCH (default sm_90: H100/H200/H800). Without nvcc it says so and succeeds.
+#   make cuda-run   run it: every version on every shape, checked against the C absorbed
+#                   decode, timed (CUDA_ARGS="3 --reps 50" to pick). Without a GPU it says so and succeeds.
+#   make appA       cuda-run into runs/appA/results.csv, saved to results/appA/, and the roofline
+#                   figure; without nvcc or a GPU it measures nothing and leaves results/appA/ alone.
+#
+# nvcc: the one on PATH, else /usr/local/cuda/bin/nvcc (these machines have it, with no driver).
+CHAPTERS += appA
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA_ARCH ?= sm_90
+CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
+CUDA_BUILD := $(BUILD)/cuda
+CUDA_BIN := $(CUDA_BUILD)/mla_decode
+CUDA_ARGS ?=
+# Host code warning-free, -Werror always (not -Wshadow: CUDA 13's cuda_awbarrier.h trips it).
+NVCCFLAGS := -O3 -std=c++17 -arch=$(CUDA_ARCH) -lineinfo -Isrc -Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Werror
+NO_NVCC_MSG := nvcc not found (not on PATH, no /usr/local/cuda/bin/nvcc)
+APPA := runs/appA
+
+.PHONY: cuda cuda-run appA
+
+cuda:
+	@if [ -z "$(NVCC)" ]; then echo "cuda: $(NO_NVCC_MSG): appendix A's kernel not built"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(CUDA_BIN)
+
+cuda-run:
+	@if [ -z "$(NVCC)" ]; then echo "cuda-run: $(NO_NVCC_MSG): nothing run"; exit 0; fi; \
+	set -e; $(MAKE) --no-print-directory $(CUDA_BIN); ./$(CUDA_BIN) $(CUDA_ARGS)
+
+appA:
+	@if [ -z "$(NVCC)" ]; then echo "appA: $(NO_NVCC_MSG): nothing measured"; exit 0; fi; \
+	set -eo pipefail; $(MAKE) --no-print-directory $(CUDA_BIN); \
+	mkdir -p $(APPA); rm -f $(APPA)/results.csv; \
+	./$(CUDA_BIN) --csv $(APPA)/results.csv $(CUDA_ARGS) | tee $(APPA)/log.txt; \
+	if [ ! -f $(APPA)/results.csv ]; then echo "appA: no GPU: nothing measured, results/appA/ left as it is"; exit 0; fi; \
+	bash scripts/save-results.sh $(APPA) appA results.csv; \
+	bash scripts/figures.sh figures/appA-roofline.gp
+
+$(CUDA_BUILD)/mla_decode.o: src/cuda/mla_decode.cu src/cuda/mla_decode_math.h src/cuda/mla_ref.h mk/appA.mk
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(CUDA_BUILD)/mla_ref.o: src/cuda/mla_ref.c src/cuda/mla_ref.h $(HEADERS) mk/appA.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Linked by the C++ driver: the library's OpenBLAS/OpenMP flags ($(LDLIBS)) and the static CUDA runtime.
+$(CUDA_BIN): $(CUDA_BUILD)/mla_decode.o $(CUDA_BUILD)/mla_ref.o $(STATIC_LIB)
+	$(CXX) -o $@ $^ -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lpthread $(LDLIBS)
