@@ -10,7 +10,9 @@
 #
 # nvcc: the one on PATH, else /usr/local/cuda/bin/nvcc (these machines have it, with no driver).
 CHAPTERS += appA
-NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifndef NVCC
+  NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
 CUDA_ARCH ?= sm_90
 CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
 CUDA_BUILD := $(BUILD)/cuda

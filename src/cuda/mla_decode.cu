@@ -396,7 +396,7 @@ static const char *unsupported(int v, int H, int dc, int dr, size_t smem_optin) 
     return NULL;
 }
 
-static void launch(int v, const DecodeArgs &a, int num_sms) {
+static void launch(int v, const DecodeArgs &a) {
     int LAT = a.dc + a.dr, hg = group_heads(a.H, a.dc), groups = (a.H + hg - 1) / hg;
     switch (v) {
     case 1:
@@ -417,7 +417,6 @@ static void launch(int v, const DecodeArgs &a, int num_sms) {
         combine<<<a.B * a.H, 128>>>(a);
         break;
     }
-    (void)num_sms;
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -617,7 +616,7 @@ int main(int argc, char **argv) {
             }
             CUDA_CHECK(cudaMemset(dout, 0xff, out.size() * sizeof(float))); // NaN: an output never written shows
             CUDA_CHECK(cudaMemset(dlse, 0xff, lse.size() * sizeof(float)));
-            launch(v, a, prop.multiProcessorCount);
+            launch(v, a);
             CUDA_CHECK(cudaDeviceSynchronize());
             CUDA_CHECK(cudaMemcpy(out.data(), dout, out.size() * sizeof(float), cudaMemcpyDeviceToHost));
             CUDA_CHECK(cudaMemcpy(lse.data(), dlse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost));
@@ -631,7 +630,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n_reps; i++) {
                 CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes));
                 CUDA_CHECK(cudaEventRecord(ev0));
-                launch(v, a, prop.multiProcessorCount);
+                launch(v, a);
                 CUDA_CHECK(cudaEventRecord(ev1));
                 CUDA_CHECK(cudaEventSynchronize(ev1));
                 float ms = 0.0f;
