@@ -48,17 +48,22 @@
         }                                                                                                 \
     } while (0)
 
-// Everything a version needs; the split-KV versions also use the part_ buffers.
+/** Everything a version needs; the split-KV versions also use the part_ buffers. */
 struct DecodeArgs {
-    const float *q;     // (B, H, LAT)
-    const float *cache; // (B, max_T, LAT)
-    const int *len;     // (B)
-    float *out;         // (B, H, dc)
-    float *lse;         // (B, H)
-    float *part_out;    // (B, H, nsplit, dc): each split's output, normalised over the split
-    float *part_lse;    // (B, H, nsplit): each split's log-sum-exp
-    int B, H, dc, dr, max_T, nsplit;
-    float scale;
+    const float *q;     ///< (B, H, LAT) absorbed queries
+    const float *cache; ///< (B, max_T, LAT) latent rows
+    const int *len;     ///< (B) positions per sequence
+    float *out;         ///< (B, H, dc)
+    float *lse;         ///< (B, H)
+    float *part_out;    ///< (B, H, nsplit, dc): each split's output, normalised over the split
+    float *part_lse;    ///< (B, H, nsplit): each split's log-sum-exp
+    int B;              ///< sequences
+    int H;              ///< heads
+    int dc;             ///< kv_lora_rank: the output's width
+    int dr;             ///< qk_rope_head_dim
+    int max_T;          ///< rows per sequence in the cache
+    int nsplit;         ///< splits per sequence (versions 4 and 5)
+    float scale;        ///< softmax scale
 };
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -420,16 +425,23 @@ static void launch(int v, const DecodeArgs &a) {
     CUDA_CHECK(cudaGetLastError());
 }
 
+/** One shape the harness runs. */
 struct Shape {
-    const char *name;
-    const char *config;
-    int B, T;
-    int zero_seq; // index of a sequence with no positions, or -1
+    const char *name;   ///< as printed and written to the CSV
+    const char *config; ///< the model's config.json
+    int B;              ///< sequences
+    int T;              ///< cache rows per sequence (the longest length)
+    int zero_seq;       ///< index of a sequence with no positions, or -1
 };
 
+/** One version on one shape. */
 struct Result {
-    double ms, gbps, gflops, err, lse_err;
-    bool ok;
+    double ms;      ///< mean time per step
+    double gbps;    ///< bytes the step must read, per second
+    double gflops;  ///< flops the step must do, per second
+    double err;     ///< output error relative to the reference's largest value
+    double lse_err; ///< log-sum-exp error
+    bool ok;        ///< both within TOLERANCE
 };
 
 // Largest |got − want| over the tensor, relative to its largest |want|; NaN anywhere makes it NaN.
@@ -453,7 +465,8 @@ static double lse_err(const std::vector<float> &got, const std::vector<float> &w
             continue;
         }
         double d = fabs((double)got[i] - (double)want[i]) / fmax(1.0, fabs(want[i]));
-        if (!(d <= worst)) worst = d; // NaN propagates
+        if (std::isnan(d)) return NAN;
+        if (d > worst) worst = d;
     }
     return worst;
 }

@@ -31,6 +31,7 @@
 /** Compiled for the host and the device by nvcc, as a static inline function by a C compiler. */
 #define TS_HD __host__ __device__ static inline
 #else
+/** Compiled for the host and the device by nvcc, as a static inline function by a C compiler. */
 #define TS_HD static inline
 #endif
 
