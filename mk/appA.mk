@@ -7,6 +7,9 @@
 #                   decode, timed (CUDA_ARGS="3 --reps 50" to pick). Without a GPU it says so and succeeds.
 #   make appA       cuda-run into runs/appA/results.csv, saved to results/appA/, and the roofline
 #                   figure; without nvcc or a GPU it measures nothing and leaves results/appA/ alone.
+#   make cuda-emu   no nvcc, no GPU: the same kernels compiled by g++ against src/cuda/cuda_emu.hpp
+#                   (each block's threads as fibers taking turns at every barrier) and checked against
+#                   the C absorbed decode on small shapes. Part of make test.
 #
 # nvcc: the one on PATH, else /usr/local/cuda/bin/nvcc (these machines have it, with no driver).
 CHAPTERS += appA
@@ -24,7 +27,9 @@ NVCCFLAGS := -O3 -std=c++17 -arch=$(CUDA_ARCH) -lineinfo -Isrc -Werror all-warni
 NO_NVCC_MSG := nvcc not found (not on PATH, no /usr/local/cuda/bin/nvcc)
 APPA := runs/appA
 
-.PHONY: cuda cuda-run appA
+CUDA_EMU_BIN := $(CUDA_BUILD)/mla_decode_emu
+
+.PHONY: cuda cuda-run appA cuda-emu
 
 cuda:
 	@if [ -z "$(NVCC)" ]; then echo "cuda: $(NO_NVCC_MSG): appendix A's kernel not built"; exit 0; fi; \
@@ -54,3 +59,17 @@ $(CUDA_BUILD)/mla_ref.o: src/cuda/mla_ref.c src/cuda/mla_ref.h $(HEADERS) mk/app
 # Linked by the C++ driver: the library's OpenBLAS/OpenMP flags ($(LDLIBS)) and the static CUDA runtime.
 $(CUDA_BIN): $(CUDA_BUILD)/mla_decode.o $(CUDA_BUILD)/mla_ref.o $(STATIC_LIB)
 	$(CXX) -o $@ $^ -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt -lpthread $(LDLIBS)
+
+# The kernels on the CPU. -Wno-unknown-pragmas: g++ ignores nvcc's `#pragma unroll`;
+# -Wno-unused-function: the GPU harness's helpers that the emulation does not call.
+cuda-emu: $(CUDA_EMU_BIN)
+	@./$(CUDA_EMU_BIN)
+
+# `make test` runs it too (no nvcc needed).
+test: cuda-emu
+
+$(CUDA_EMU_BIN): src/cuda/mla_decode_emu.cpp src/cuda/mla_decode.cu src/cuda/cuda_emu.hpp src/cuda/mla_decode_math.h \
+                 src/cuda/mla_ref.h $(CUDA_BUILD)/mla_ref.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -O1 -g -Wall -Wextra -Werror -Wno-unknown-pragmas -Wno-unused-function -Isrc -o $@ $< \
+	    $(CUDA_BUILD)/mla_ref.o $(STATIC_LIB) $(LDLIBS)
