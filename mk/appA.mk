@@ -29,7 +29,7 @@ APPA := runs/appA
 
 CUDA_EMU_BIN := $(CUDA_BUILD)/mla_decode_emu
 
-.PHONY: cuda cuda-run appA cuda-emu
+.PHONY: cuda cuda-run appA cuda-emu cuda-emu-run
 
 cuda:
 	@if [ -z "$(NVCC)" ]; then echo "cuda: $(NO_NVCC_MSG): appendix A's kernel not built"; exit 0; fi; \
@@ -62,7 +62,11 @@ $(CUDA_BIN): $(CUDA_BUILD)/mla_decode.o $(CUDA_BUILD)/mla_ref.o $(STATIC_LIB)
 
 # The kernels on the CPU. -Wno-unknown-pragmas: g++ ignores nvcc's `#pragma unroll`;
 # -Wno-unused-function: the GPU harness's helpers that the emulation does not call.
-cuda-emu: $(CUDA_EMU_BIN)
+# (A sub-make, so that a fresh machine's flags are read after deps has installed the packages.)
+cuda-emu: deps
+	@$(MAKE) --no-print-directory cuda-emu-run
+
+cuda-emu-run: $(CUDA_EMU_BIN)
 	@./$(CUDA_EMU_BIN)
 
 # `make test` runs it too (no nvcc needed).
