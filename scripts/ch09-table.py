@@ -12,7 +12,11 @@ as mean and sample standard deviation over the seeds:
   OUTDIR/passk.csv          k, then mean and sd of pass@k for each model
   OUTDIR/arms.csv           model, short name, sampled pass@1 (mean, sd) over all problems and per difficulty (the figure)
   OUTDIR/cost.csv           per student arm: optimizer steps, pairs per step, completions sampled (by whom),
-                            teacher forwards, wall seconds of its training (mean over seeds)
+                            teacher forwards, wall seconds of its training (mean over seeds); for the GRPO
+                            arms the rollouts' accuracy and zero-variance fraction, for the logit-KD arms
+                            the student's top-token agreement with the teacher, over the first and last 20 steps;
+                            for the arms trained from the student base, the last step's training loss and
+                            the held-out response loss (from the logs)
   OUTDIR/run.csv            the whole experiment: seconds, the settings, the student's and the teacher's
                             parameter counts, pretraining losses, the kept teacher pairs
 and prints the table the chapter quotes. TEACHER (the checkpoint folder) and
@@ -119,18 +123,53 @@ def seconds(name):
     return statistics.mean(per) if per else float("nan")
 
 
+WINDOW = 20  # steps averaged at the start and at the end of a run
+
+
+def window(arm, col_name, end):
+    """Mean over seeds of the per-step column averaged over the run's first or last WINDOW steps."""
+    vals = []
+    for sd in seeds:
+        rs = list(csv.DictReader(open(os.path.join(sd, arm, "metrics.csv"))))
+        part = rs[:WINDOW] if end == "first" else rs[-WINDOW:]
+        xs = [float(r[col_name]) for r in part if r.get(col_name) not in (None, "", "nan")]
+        if xs:
+            vals.append(statistics.mean(xs))
+    return f"{statistics.mean(vals):.4f}" if vals else ""
+
+
+FINAL = re.compile(r"final loss ([\d.]+), held-out response loss ([\d.]+)")
+
+
+def final_losses(arm):
+    """Mean over seeds of the last step's training loss and the held-out response loss (from ARM.log)."""
+    tr, ho = [], []
+    for sd in seeds:
+        m = FINAL.search(open(os.path.join(sd, f"{arm}.log")).read())
+        if m:
+            tr.append(float(m.group(1)))
+            ho.append(float(m.group(2)))
+    return [f"{statistics.mean(tr):.4f}" if tr else "", f"{statistics.mean(ho):.4f}" if ho else ""]
+
+
 with open(os.path.join(out, "cost.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["arm", "label", "student_steps", "pairs_per_step", "student_samples", "teacher_samples",
-                "teacher_forward_pairs", "train_seconds", "sample_seconds"])
-    w.writerow(["sft", LABELS["sft"], steps, batch, 0, 0, 0, f"{seconds('sft'):.1f}", "0"])
+                "teacher_forward_pairs", "train_seconds", "sample_seconds",
+                "first_accuracy", "last_accuracy", "first_zero_var_frac", "last_zero_var_frac", "first_agree", "last_agree",
+                "final_train_loss", "final_heldout_loss"])
+    none = ["", "", "", "", "", ""]
+    w.writerow(["sft", LABELS["sft"], steps, batch, 0, 0, 0, f"{seconds('sft'):.1f}", "0"] + none + final_losses("sft"))
     for g in ("grpo", "grpo3"):
         w.writerow([g, LABELS[g], steps + grpo_steps, batch, rollouts, 0, 0,
-                    f"{seconds('sft') + seconds(g):.1f}", "0"])
+                    f"{seconds('sft') + seconds(g):.1f}", "0",
+                    window(g, "accuracy", "first"), window(g, "accuracy", "last"),
+                    window(g, "zero_var_frac", "first"), window(g, "zero_var_frac", "last"), "", "", "", ""])
     w.writerow(["seqkd", LABELS["seqkd"], steps, batch, 0, teacher_samples, 0, f"{seconds('seqkd'):.1f}",
-                f"{seconds('teacher-samples'):.1f}"])
+                f"{seconds('teacher-samples'):.1f}"] + none + final_losses("seqkd"))
     for a in ("logitkd", "logitkd_t2"):
-        w.writerow([a, LABELS[a], steps, batch, 0, 0, steps * batch, f"{seconds(a):.1f}", "0"])
+        w.writerow([a, LABELS[a], steps, batch, 0, 0, steps * batch, f"{seconds(a):.1f}", "0", "", "", "", "",
+                    window(a, "agree", "first"), window(a, "agree", "last")] + final_losses(a))
 
 # Parameter counts from the checkpoints' safetensors headers (8-byte length, JSON, float32 data).
 def params(folder):
