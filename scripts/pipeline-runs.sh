@@ -33,7 +33,7 @@
 set -euo pipefail
 ts=${1:?usage: pipeline-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: pipeline-runs.sh TINYSEEK OUTDIR}
-: "${SEEDS:=2}" "${PRETRAIN_STEPS:=3000}" "${STUDENT_STEPS:=$PRETRAIN_STEPS}" "${SFT_STEPS:=300}"
+: "${SEEDS:=2}" "${PRETRAIN_STEPS:=4000}" "${STUDENT_STEPS:=$PRETRAIN_STEPS}" "${SFT_STEPS:=300}"
 : "${STEPS:=100}" "${MU:=2}" "${GROUP:=8}" "${PROMPTS:=8}" "${LR:=1e-4}" "${BETA:=0.04}" "${RL_MIN_DIFFICULTY:=3}"
 : "${RS_PROMPTS:=250}" "${RS_SAMPLES:=8}" "${DISTILL_STEPS:=$SFT_STEPS}" "${KD:=1}"
 : "${EVAL_PROBLEMS:=100}" "${EVAL_SAMPLES:=16}" "${MAX_NEW:=96}" "${TEMPERATURE:=0.6}"

@@ -35,6 +35,8 @@ LABELS = {"base": "base (pretrained MLA+MoE), question template",
           "student": "student base (pretrained dense GQA), question template",
           "distill": "student SFT on stage 4's rejection samples (R1 distillation)",
           "kd": "student, logit-level KD from stage 4 on the same pairs"}
+SHORT = {"base": "base", "sft": "cold start", "grpo1": "GRPO 1", "rssft": "RS + SFT", "grpo2": "GRPO 2",
+         "student": "student", "distill": "distilled", "kd": "KD"}
 # The steps that make each stage's model, for its "seconds" column (pretraining is shared by the seeds).
 MAKES = {"base": ["pretrain"], "sft": ["sft"], "grpo1": ["grpo1"], "rssft": ["rejection1", "rssft"],
          "grpo2": ["grpo2"], "student": ["pretrain-student"], "distill": ["rejection2", "distill"], "kd": ["kd"]}
@@ -78,21 +80,20 @@ ks = [c for c in rows[(stages[0], "all")][0] if c.startswith("pass_at_")]
 kmax = ks[-1]
 with open(os.path.join(out, "results.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["stage", "label", "seeds"] + [f"{c}_{s}" for c in cols + ["pass_at_k"] for s in ("mean", "sd")] + ["seconds"])
+    w.writerow(["stage", "short", "label", "seeds"] + [f"{c}_{s}" for c in cols + ["pass_at_k"] for s in ("mean", "sd")] +
+               ["seconds"])
     for st in stages:
         rs = rows[(st, "all")]
         secs = sum(seconds(x)[0] for x in MAKES[st])
-        w.writerow([st, LABELS[st], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)] + [f"{secs:.1f}"])
+        w.writerow([st, SHORT[st], LABELS[st], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)] + [f"{secs:.1f}"])
 diffs = sorted({d for (_, d) in rows if d != "all"}, key=int)
 with open(os.path.join(out, "by_difficulty.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["stage", "difficulty"] + [f"{c}_{s}" for c in cols for s in ("mean", "sd")])
+    w.writerow(["stage", "short", "difficulty"] + [f"{c}_{s}" for c in cols for s in ("mean", "sd")])
     for st in stages:
         for d in diffs:
-            w.writerow([st, d] + [f"{v:.4f}" for c in cols for v in col(rows[(st, d)], c)])
+            w.writerow([st, SHORT[st], d] + [f"{v:.4f}" for c in cols for v in col(rows[(st, d)], c)])
 # The figure's input: one row per stage, the difficulties side by side.
-SHORT = {"base": "base", "sft": "cold start", "grpo1": "GRPO 1", "rssft": "RS + SFT", "grpo2": "GRPO 2",
-         "student": "student", "distill": "distilled", "kd": "KD"}
 with open(os.path.join(out, "figure.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["stage", "short"] + [f"{c}_{d}_{s}" for d in ["all"] + diffs for c in ("pass1", "format_rate")
@@ -102,10 +103,10 @@ with open(os.path.join(out, "figure.csv"), "w", newline="") as f:
                                       for v in col(rows[(st, d)], c)])
 with open(os.path.join(out, "per_seed.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["stage", "seed"] + cols)
+    w.writerow(["stage", "short", "seed"] + cols)
     for st in stages:
         for sd, r in zip(seeds, rows[(st, "all")]):
-            w.writerow([st, os.path.basename(sd)[4:]] + [r[c] for c in cols])
+            w.writerow([st, SHORT[st], os.path.basename(sd)[4:]] + [r[c] for c in cols])
 
 
 def per_problem(sd, st):
