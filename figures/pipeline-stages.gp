@@ -20,8 +20,9 @@ set grid ytics lc rgb "#dddddd"
 set border 3
 set xtics nomirror scale 0 font ",10"
 set ytics nomirror
-set yrange [0:1]
-set key top left horizontal font ",10"
+set yrange [0:1.18]
+set ytics 0,0.2,1
+set key top center horizontal font ",10"
 set ylabel "sampled pass\\@1"
 plot "runs/pipeline/figure.csv" skip 1 using 7:8:xtic(2) lc rgb "#6baed6" title "difficulty 2", \
      "" skip 1 using 11:12 lc rgb "#08519c" title "difficulty 3"

@@ -128,7 +128,7 @@ PAIRS = [("base", "sft"), ("sft", "grpo1"), ("grpo1", "rssft"), ("sft", "rssft")
          ("grpo1", "grpo2"), ("sft", "grpo2"), ("student", "distill"), ("distill", "kd"), ("grpo2", "distill")]
 with open(os.path.join(out, "compare.csv"), "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["pair", "from", "to", "diff_mean", "diff_sd", "diff_min", "diff_max", "se_problems", "verdict"])
+    w.writerow(["pair", "before", "after", "before_short", "after_short", "diff_mean", "diff_sd", "diff_min", "diff_max", "se_problems", "verdict"])
     for a, b in PAIRS:
         if a not in stages or b not in stages:
             continue
@@ -142,7 +142,7 @@ with open(os.path.join(out, "compare.csv"), "w", newline="") as f:
         se = math.sqrt(statistics.mean([x * x for x in ses]))
         same = all(x > 0 for x in diffs_s) or all(x < 0 for x in diffs_s)
         verdict = "clear" if same and abs(m) > 2 * se else "within noise"
-        w.writerow([f"{a}-{b}", a, b, f"{m:.4f}", f"{s:.4f}", f"{min(diffs_s):.4f}", f"{max(diffs_s):.4f}", f"{se:.4f}", verdict])
+        w.writerow([f"{a}-{b}", a, b, SHORT[a], SHORT[b], f"{m:.4f}", f"{s:.4f}", f"{min(diffs_s):.4f}", f"{max(diffs_s):.4f}", f"{se:.4f}", verdict])
 
 steps = sorted(shared, key=lambda x: x != "pretrain") + [x for x in per_seed_times[0] if x not in shared]
 with open(os.path.join(out, "run.csv"), "w", newline="") as f:
@@ -185,6 +185,6 @@ for d in diffs:
 print(f"rejection sampling kept {k1[0]:.1f} (stage 3) and {k2[0]:.1f} (distillation) pairs per seed")
 print("changes in sampled pass@1 (mean over seeds; se: paired, over the test problems):")
 for r in csv.DictReader(open(os.path.join(out, "compare.csv"))):
-    print(f"  {r['from']:>7} -> {r['to']:<7} {float(r['diff_mean']):+.3f} (seeds {float(r['diff_min']):+.3f} .. "
+    print(f"  {r['before']:>7} -> {r['after']:<7} {float(r['diff_mean']):+.3f} (seeds {float(r['diff_min']):+.3f} .. "
           f"{float(r['diff_max']):+.3f}, se {float(r['se_problems']):.3f}): {r['verdict']}")
 print("seconds per step: " + ", ".join(f"{x} {seconds(x)[0]:.0f}" for x in steps) + f"; total {elapsed}")
