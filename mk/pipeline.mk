@@ -7,9 +7,10 @@
 # runs/ch01 (running make ch1 if it is missing). Writes runs/pipeline/ (see
 # scripts/pipeline-runs.sh), copies the summaries to results/pipeline/ and
 # draws figures/pipeline-*.png.
-# The default sizes take about 10 minutes on a quiet 2-core machine; FULL=1
-# uses chapters 7 and 8's sizes (8000 pretraining steps, 200 GRPO steps,
-# 3 seeds), about an hour. Sizes: PIPE_SEEDS, PIPE_PRETRAIN_STEPS (base and
+# The default sizes are meant for about 10 minutes on a quiet 2-core machine
+# (the committed run, on a machine shared with other jobs, took 34 minutes);
+# FULL=1 uses chapters 7 and 8's sizes (8000 pretraining steps, 200 GRPO
+# steps, 3 seeds), about three times as long. Sizes: PIPE_SEEDS, PIPE_PRETRAIN_STEPS (base and
 # student), PIPE_SFT_STEPS (each SFT and the distillation), PIPE_STEPS (each
 # GRPO stage), PIPE_MU, PIPE_GROUP, PIPE_PROMPTS, PIPE_LR, PIPE_BETA,
 # PIPE_RL_MIN_DIFFICULTY, PIPE_RS_PROMPTS (per difficulty), PIPE_RS_SAMPLES,
