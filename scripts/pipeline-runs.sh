@@ -41,7 +41,7 @@ export SEEDS PRETRAIN_STEPS STUDENT_STEPS SFT_STEPS STEPS MU GROUP PROMPTS LR BE
   DISTILL_STEPS KD EVAL_PROBLEMS EVAL_SAMPLES MAX_NEW TEMPERATURE
 data=${DATA:-runs/ch01/data}
 tok=runs/ch01/tokenizer.json
-for f in $data/pretrain_train.txt $data/sft_train.jsonl $data/sft_test.jsonl $data/rl_train.jsonl $data/test.jsonl $tok; do
+for f in "$data"/pretrain_train.txt "$data"/sft_train.jsonl "$data"/sft_test.jsonl "$data"/rl_train.jsonl "$data"/test.jsonl "$tok"; do
   [[ -f $f ]] || { echo "pipeline-runs: $f is missing (make ch1 writes it)" >&2; exit 2; }
 done
 [[ $SEEDS =~ ^[1-9][0-9]*$ ]] || { echo "pipeline-runs: SEEDS must be a positive integer, not '$SEEDS'" >&2; exit 2; }
@@ -68,7 +68,7 @@ step() {   # step DIR NAME COMMAND...: run, log to DIR/NAME.log, time it into DI
 
 # One base model and one student base for all seeds (chapter 7's choice: pretraining is
 # the expensive part; the seeds vary every post-training stage, its sampling and the evaluation).
-pre=(--data $data --tokenizer $tok --batch 8 --seq 128 --eval-every 250 --seed 1 --init-seed 1 --threads 1 --quiet)
+pre=(--data "$data" --tokenizer "$tok" --batch 8 --seq 128 --eval-every 250 --seed 1 --init-seed 1 --threads 1 --quiet)
 echo "pipeline: pretraining the base ($PRETRAIN_STEPS steps) and the student ($STUDENT_STEPS steps), side by side"
 step "$out" pretrain "$ts" pretrain --config configs/ch07-base.json --out "$out/base" --steps "$PRETRAIN_STEPS" \
   --warmup $((PRETRAIN_STEPS / 15 + 1)) --bias-update-speed 0.01 "${pre[@]}" & a=$!
@@ -82,27 +82,27 @@ chain() {   # chain SEED: every post-training stage of one seed
   mkdir -p "$d"
   echo "stage,seconds" >"$d/times.csv"
   local sft=(--batch 16 --warmup $((SFT_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet)
-  local rl=(--train "$out/rl_prompts.jsonl" --test $data/test.jsonl --group "$GROUP" --prompts "$PROMPTS" --mu "$MU" --lr "$LR"
+  local rl=(--train "$out/rl_prompts.jsonl" --test "$data"/test.jsonl --group "$GROUP" --prompts "$PROMPTS" --mu "$MU" --lr "$LR"
             --min-lr "$LR" --beta "$BETA" --clip-low 0.2 --clip-high 0.28 --max-new "$MAX_NEW" --eval-every 0 --eval-problems 0
             --seed "$s" --sample-seed "$s" --threads 1 --quiet)
-  local rs=(--data $data --limit "$RS_PROMPTS" --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE"
+  local rs=(--data "$data" --limit "$RS_PROMPTS" --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE"
             --threads 1 --quiet)
   ev() {   # ev NAME MODEL TEMPLATE
-    step "$d" "eval-$1" "$ts" evaluate --model "$2" --template "$3" --label "$1" --problems $data/test.jsonl \
+    step "$d" "eval-$1" "$ts" evaluate --model "$2" --template "$3" --label "$1" --problems "$data"/test.jsonl \
       --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$s" \
       --threads 1 --quiet --csv "$d/$1.csv" --samples-out "$d/$1.samples.jsonl"
   }
   ev base "$out/base" question
   # Stage 1: cold start.
-  step "$d" sft "$ts" sft --init "$out/base" --data $data --out "$d/sft" --steps "$SFT_STEPS" "${sft[@]}"
+  step "$d" sft "$ts" sft --init "$out/base" --data "$data" --out "$d/sft" --steps "$SFT_STEPS" "${sft[@]}"
   ev sft "$d/sft" r1
   # Stage 2: reasoning-oriented RL.
   step "$d" grpo1 "$ts" grpo --init "$d/sft" --template r1 --out "$d/grpo1" --steps "$STEPS" "${rl[@]}"
   ev grpo1 "$d/grpo1" r1
   # Stage 3: rejection sampling from the RL model, then SFT of the base model on it + the cold-start pairs.
   step "$d" rejection1 "$ts" rejection-sample --model "$d/grpo1" --seed "$((s + 100))" --out "$d/rs1.jsonl" "${rs[@]}"
-  cat $data/sft_train.jsonl "$d/rs1.jsonl" >"$d/rssft_train.jsonl"
-  step "$d" rssft "$ts" sft --init "$out/base" --train "$d/rssft_train.jsonl" --test $data/sft_test.jsonl --out "$d/rssft" \
+  cat "$data"/sft_train.jsonl "$d/rs1.jsonl" >"$d/rssft_train.jsonl"
+  step "$d" rssft "$ts" sft --init "$out/base" --train "$d/rssft_train.jsonl" --test "$data"/sft_test.jsonl --out "$d/rssft" \
     --steps "$SFT_STEPS" "${sft[@]}"
   ev rssft "$d/rssft" r1
   # Stage 4: RL again, from the stage-3 model.
@@ -112,11 +112,11 @@ chain() {   # chain SEED: every post-training stage of one seed
   step "$d" rejection2 "$ts" rejection-sample --model "$d/grpo2" --seed "$((s + 200))" --out "$d/rs2.jsonl" "${rs[@]}"
   [[ -s $d/rs2.jsonl ]] || { echo "pipeline-runs: seed $s: rejection sampling kept none of grpo2's samples: nothing to distil" >&2; return 1; }
   ev student "$out/student" question
-  step "$d" distill "$ts" sft --init "$out/student" --train "$d/rs2.jsonl" --test $data/sft_test.jsonl --out "$d/distill" \
+  step "$d" distill "$ts" sft --init "$out/student" --train "$d/rs2.jsonl" --test "$data"/sft_test.jsonl --out "$d/distill" \
     --steps "$DISTILL_STEPS" --batch 16 --warmup $((DISTILL_STEPS / 15 + 1)) --eval-every 25 --seed "$s" --threads 1 --quiet
   ev distill "$d/distill" r1
   if [[ $KD == 1 ]]; then
-    step "$d" kd "$ts" distill --teacher "$d/grpo2" --init "$out/student" --train "$d/rs2.jsonl" --test $data/sft_test.jsonl \
+    step "$d" kd "$ts" distill --teacher "$d/grpo2" --init "$out/student" --train "$d/rs2.jsonl" --test "$data"/sft_test.jsonl \
       --out "$d/kd" --steps "$DISTILL_STEPS" --batch 16 --warmup $((DISTILL_STEPS / 15 + 1)) --eval-every 25 --seed "$s" \
       --threads 1 --quiet
     ev kd "$d/kd" r1
