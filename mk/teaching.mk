@@ -3,6 +3,7 @@
 #
 #   make book           deps, build, every chapter's experiments in order, figures, book.md
 #   make chN            one chapter's experiments (make ch1)
+#   make pipeline       chapter 10: the whole R1 recipe in miniature, every stage scored (FULL=1: full sizes)
 #   make figures        every figures/*.gp on the CSV files under runs/
 #   make book-md        book.md from chapters/*.md and results/ (make book-check: is it up to
 #                       date, has every measured number a source? scripts/book.py says how)
@@ -205,4 +206,4 @@ check-infra:
 	@bash scripts/check-infra.sh
 
 teaching-help:
-	@sed -n '3,15p' mk/teaching.mk | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' mk/teaching.mk | sed 's/^# \{0,1\}//'
