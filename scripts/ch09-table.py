@@ -29,6 +29,8 @@ import re
 import statistics
 import sys
 
+from posttrain_table import col, load, stat, write_summaries
+
 out, elapsed = sys.argv[1], int(sys.argv[2])
 MODELS = ["teacher", "sft", "grpo", "grpo3", "seqkd", "logitkd", "logitkd_t2"]
 teacher_arm = os.environ.get("TEACHER_ARM", "?")
@@ -39,55 +41,8 @@ LABELS = {"teacher": f"teacher (chapter 8's {teacher_arm}, seed 1)", "sft": "stu
           "logitkd": f"student: logit KD on the cold-start pairs, T = {os.environ.get('KD_TEMPERATURE', '?')}",
           "logitkd_t2": f"student: logit KD on the cold-start pairs, T = {os.environ.get('KD_TEMPERATURE_ALT', '?')}"}
 seeds = sorted(glob.glob(os.path.join(out, "seed*")))
-rows = {}  # (model, difficulty) -> one dict per seed
-for sd in seeds:
-    for m in MODELS:
-        for r in csv.DictReader(open(os.path.join(sd, f"{m}.csv"))):
-            rows.setdefault((m, r["difficulty"]), []).append(r)
-
-
-def stat(xs):
-    xs = [float(x) for x in xs if x not in (None, "", "nan")]
-    if not xs:
-        return float("nan"), float("nan")
-    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
-def col(rs, c):
-    return stat([r.get(c) for r in rs])
-
-
-cols = ["greedy_pass1", "pass1", "maj_at_n", "format_rate", "mean_len"]
-ks = [c for c in rows[("sft", "all")][0] if c.startswith("pass_at_")]
-kmax = ks[-1]
-with open(os.path.join(out, "results.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["model", "label", "seeds"] + [f"{c}_{s}" for c in cols + ["pass_at_k"] for s in ("mean", "sd")])
-    for m in MODELS:
-        rs = rows[(m, "all")]
-        w.writerow([m, LABELS[m], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)])
-diffs = sorted({d for (_, d) in rows if d != "all"}, key=int)
-with open(os.path.join(out, "by_difficulty.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["model", "label", "difficulty"] +
-               [f"{c}_{s}" for c in ("greedy_pass1", "pass1", "pass_at_k", "format_rate") for s in ("mean", "sd")])
-    for m in MODELS:
-        for d in diffs:
-            w.writerow([m, LABELS[m], d] + [f"{v:.4f}" for c in ("greedy_pass1", "pass1", kmax, "format_rate")
-                                             for v in col(rows[(m, d)], c)])
-with open(os.path.join(out, "per_seed.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["model", "label", "seed", "greedy_pass1", "pass1", "pass_at_k", "format_rate", "pass1_d3"])
-    for m in MODELS:
-        for i, sd in enumerate(seeds):
-            r, r3 = rows[(m, "all")][i], rows[(m, "3")][i]
-            w.writerow([m, LABELS[m], os.path.basename(sd)[4:], r["greedy_pass1"], r["pass1"], r[kmax],
-                        r["format_rate"], r3["pass1"]])
-with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["k"] + [f"{m}_{s}" for m in MODELS for s in ("mean", "sd")])
-    for c in ks:
-        w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in MODELS for v in col(rows[(m, "all")], c)])
+rows = load(seeds, MODELS)  # (model, difficulty) -> one dict per seed
+ks, kmax, diffs = write_summaries(out, MODELS, LABELS, seeds, rows)
 
 SHORT = {"teacher": "teacher", "sft": "SFT", "grpo": "SFT+GRPO", "grpo3": "SFT+GRPO (d3)", "seqkd": "seq. KD",
          "logitkd": f"logit KD T={os.environ.get('KD_TEMPERATURE', '?')}",

@@ -25,6 +25,8 @@ import os
 import statistics
 import sys
 
+from posttrain_table import col, load, stat
+
 out, elapsed = sys.argv[1], int(sys.argv[2])
 STAGES = ["base", "sft", "grpo1", "rssft", "grpo2", "student", "distill", "kd"]
 LABELS = {"base": "base (pretrained MLA+MoE), question template",
@@ -42,22 +44,7 @@ MAKES = {"base": ["pretrain"], "sft": ["sft"], "grpo1": ["grpo1"], "rssft": ["re
          "grpo2": ["grpo2"], "student": ["pretrain-student"], "distill": ["rejection2", "distill"], "kd": ["kd"]}
 seeds = sorted(glob.glob(os.path.join(out, "seed*")), key=lambda p: int(os.path.basename(p)[4:]))
 stages = [st for st in STAGES if all(os.path.exists(os.path.join(sd, f"{st}.csv")) for sd in seeds)]
-rows = {}  # (stage, difficulty) -> one dict per seed
-for sd in seeds:
-    for st in stages:
-        for r in csv.DictReader(open(os.path.join(sd, f"{st}.csv"))):
-            rows.setdefault((st, r["difficulty"]), []).append(r)
-
-
-def stat(xs):
-    xs = [float(x) for x in xs if x not in (None, "", "nan")]
-    if not xs:
-        return float("nan"), float("nan")
-    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
-def col(rs, c):
-    return stat([r.get(c) for r in rs])
+rows = load(seeds, stages)  # (stage, difficulty) -> one dict per seed
 
 
 def times(path):
