@@ -47,6 +47,7 @@ No timing is ever asserted: this is a report.
 """
 import argparse
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -145,7 +146,6 @@ class Item:
 
 def is_moe(cfg):
     """Whether a config routes to experts (issue 20 sets the MoE step a lower bar: many small products)."""
-    import json
     with open(cfg) as f:
         return int(json.load(f).get("n_routed_experts") or 0) > 0
 
