@@ -18,8 +18,10 @@
 #             scripts/gdb/chapters.txt, and chapter 4's GDB_BATCH=1 stop (the
 #             tiny model) prints 8 heads' probabilities that sum to 1 and the
 #             latent split at kv_lora_rank
+#   pool      scripts/pool.sh runs POOL_JOBS jobs at once, never more, runs every job,
+#             and pool_wait fails naming the job that failed
 #
-#   scripts/check-infra.sh [book docs notebooks figures gdb]   (default: all)
+#   scripts/check-infra.sh [book docs notebooks figures gdb pool]   (default: all)
 # One line per check; exit 1 if any failed. Needs the base packages
 # (scripts/install-deps.sh) and, for notebooks, `install-deps.sh notebooks`.
 set -uo pipefail
@@ -233,13 +235,36 @@ check_gdb() {
   fi
 }
 
+check_pool() {
+  local d=$tmp/pool out
+  mkdir -p "$d"
+  # Each job records how many jobs are running when it starts (a file per running job),
+  # sleeps, and removes its file; job "bad" fails.
+  cat >"$d/run.sh" <<EOF
+set -euo pipefail
+source "$root/scripts/pool.sh"
+job() { touch "$d/running.\$1"; ls "$d" | grep -c '^running\.' >"$d/seen.\$1"; sleep 0.3; rm "$d/running.\$1"; [[ \$1 != bad ]]; }
+for j in a b c bad e; do pool_run "\$j" job "\$j"; done
+pool_wait || { echo "pool_wait failed"; exit 1; }
+EOF
+  out=$(POOL_JOBS=2 bash "$d/run.sh" 2>&1)
+  local ran max
+  ran=$(ls "$d" | grep -c '^seen\.')
+  max=$(cat "$d"/seen.* | sort -n | tail -1)
+  if [[ $ran == 5 && $max == 2 && $out == *"pool: bad failed (exit 1)"* && $out == *"pool_wait failed"* ]]; then
+    ok "pool: 5 jobs run, at most 2 at once, the failed one named and pool_wait fails"
+  else
+    bad "pool: ran $ran of 5 jobs, at most $max at once (want 2); output: $out"
+  fi
+}
+
 checks=("$@")
-[[ ${#checks[@]} -gt 0 ]] || checks=(book docs notebooks figures gdb)
+[[ ${#checks[@]} -gt 0 ]] || checks=(book docs notebooks figures gdb pool)
 start=$(date +%s.%N)
 for c in "${checks[@]}"; do
   case $c in
-    book|docs|notebooks|figures|gdb) "check_$c" ;;
-    *) echo "check-infra: unknown check '$c' (book docs notebooks figures gdb)" >&2; exit 2 ;;
+    book|docs|notebooks|figures|gdb|pool) "check_$c" ;;
+    *) echo "check-infra: unknown check '$c' (book docs notebooks figures gdb pool)" >&2; exit 2 ;;
   esac
 done
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
