@@ -62,6 +62,34 @@ static void codec_decodes_all_256_codes(void **state) {
     assert_true(ts_e4m3_decode(0xFE) == -448.0f);
 }
 
+/* The quantiser's bit-level encoder gives ts_e4m3_encode()'s code for every float: a stride
+ * through all 2^32 bit patterns (both signs, NaNs, infinities, subnormals, every binade), then
+ * the values where rounding is decided: each code's value, the midpoints between neighbours and
+ * the floats either side of them. */
+static void codec_bits_encoder_matches_reference(void **state) {
+    (void)state;
+    long checked = 0;
+    for (uint64_t p = 0; p <= UINT32_MAX; p += 509) {
+        uint32_t u = (uint32_t)p;
+        float x;
+        memcpy(&x, &u, sizeof x);
+        if (ts_e4m3_encode_bits(x) != ts_e4m3_encode(x)) fail_msg("bits 0x%08x: %d, want %d", u, ts_e4m3_encode_bits(x), ts_e4m3_encode(x));
+        checked++;
+    }
+    assert_true(checked > 8000000);
+    for (int c = 0; c < 255; c++) {
+        float lo = ts_e4m3_decode((uint8_t)c), hi = ts_e4m3_decode((uint8_t)(c + 1));
+        if (isnan(lo) || isnan(hi) || (c & 0x7F) == 0x7E) continue;
+        float mid = 0.5f * (lo + hi);
+        const float xs[] = {lo, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY), hi};
+        for (int i = 0; i < 5; i++) assert_int_equal(ts_e4m3_encode_bits(xs[i]), ts_e4m3_encode(xs[i]));
+    }
+    const float edge[] = {0.0f, -0.0f, 448.0f, 464.0f, nextafterf(464.0f, 0.0f), 0x1p-6f, nextafterf(0x1p-6f, 0.0f),
+                          0x1p-10f, 15 * 0x1p-10f, INFINITY, -INFINITY, NAN, -NAN, 1e-40f, FLT_MAX};
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
+        assert_int_equal(ts_e4m3_encode_bits(edge[i]), ts_e4m3_encode(edge[i]));
+}
+
 static void codec_round_trips_every_code(void **state) {
     (void)state;
     for (int c = 0; c < 256; c++) {
@@ -254,6 +282,44 @@ static void quantize_error_within_derived_bound(void **state) {
     printf("worst relative error of a normal element: %.5f (sup 1/17 = %.5f)\n", worst_rel, 1.0 / 17);
     assert_true(worst_rel <= 1.0 / 17 * (1 + 4 * U32));
     assert_true(worst_rel > 0.9 / 17);
+}
+
+/* Every code the quantiser writes is ts_e4m3_encode(x / scale) of its element (the reference
+ * codec, on x read directly or transposed), for activation tiles, weight blocks and one scale per
+ * tensor wider than 128 columns (the quantiser encodes such rows in pieces), with NaN, ±Inf and
+ * a tile of exact ties planted. */
+static void quantize_codes_are_the_reference_codec(void **state) {
+    (void)state;
+    const int R = 130, Cc = 300;
+    float *x = wide_matrix(R, Cc, 21);
+    x[5 * Cc + 7] = NAN;
+    x[6 * Cc + 200] = INFINITY;
+    x[7 * Cc + 3] = -INFINITY;
+    // Row 129's first tile: amax 448·2^14 sets the scale to 2^14 exactly, and the rest are the
+    // midpoints between neighbouring codes times 2^14: ties, which the codec rounds to even.
+    x[129 * Cc] = 448.0f * 0x1p14f;
+    for (int c = 0; c + 1 < 127; c++) {
+        float mid = 0.5f * (ts_e4m3_decode((uint8_t)c) + ts_e4m3_decode((uint8_t)(c + 1)));
+        x[129 * Cc + 1 + c] = (c % 2 ? -mid : mid) * 0x1p14f;
+    }
+    const int tiles[3][2] = {{1, 128}, {128, 128}, {R, Cc}};
+    for (int t = 0; t < 3; t++)
+        for (int trans = 0; trans < 2; trans++) {
+            int rows = trans ? Cc : R, cols = trans ? R : Cc, tr = t == 2 ? rows : tiles[t][0], tc = t == 2 ? cols : tiles[t][1];
+            ts_fp8_matrix q = {0};
+            assert_int_equal(ts_fp8_matrix_alloc(&q, rows, cols, tr, tc), TS_OK);
+            ts_fp8_quantize(&q, x, Cc, trans, 0);
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c++) {
+                    float v = trans ? x[(size_t)c * Cc + r] : x[(size_t)r * Cc + c], sc = scale_of(&q, r, c);
+                    uint8_t want = ts_e4m3_encode(sc > 0.0f ? v / sc : v);
+                    if (q.codes[(size_t)r * cols + c] != want)
+                        fail_msg("tiles %dx%d trans %d (%d,%d): code %d, want %d", tr, tc, trans, r, c,
+                                 q.codes[(size_t)r * cols + c], want);
+                }
+            ts_fp8_matrix_free(&q);
+        }
+    free(x);
 }
 
 static void quantize_zero_tensor_and_zero_tiles(void **state) {
@@ -856,11 +922,13 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(codec_decodes_all_256_codes),
         cmocka_unit_test(codec_round_trips_every_code),
+        cmocka_unit_test(codec_bits_encoder_matches_reference),
         cmocka_unit_test(codec_rounds_midpoints_to_even_and_neighbours_to_nearest),
         cmocka_unit_test(codec_matches_brute_force_nearest),
         cmocka_unit_test(codec_saturates_at_448),
         cmocka_unit_test(codec_subnormals_and_underflow),
         cmocka_unit_test(quantize_error_within_derived_bound),
+        cmocka_unit_test(quantize_codes_are_the_reference_codec),
         cmocka_unit_test(quantize_zero_tensor_and_zero_tiles),
         cmocka_unit_test(quantize_pow2_scales_are_exact),
         cmocka_unit_test(weight_blocks_commute_with_transpose),

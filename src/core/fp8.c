@@ -46,6 +46,58 @@ uint8_t ts_e4m3_encode(float x) {
 }
 //! [e4m3-encode]
 
+/* The same rounding on the float's bit pattern. A normal float's bits, read as an integer, are
+ * (biased exponent, 23-bit fraction) side by side, and E4M3 keeps the top 3 fraction bits: add
+ * half of the 20 dropped bits (minus one unless the kept part is odd: ties to even) and shift
+ * them out. A carry out of the fraction increments the exponent, exactly as rounding up into the
+ * next binade should. E4M3's exponent bias is 7 and float's 127, so the code is the shifted
+ * value less 120·8. Saturation, NaN and the subnormal range are ts_e4m3_encode()'s own lines. */
+static inline uint8_t encode_bits(float x) {
+#ifdef TS_F64  // the gradient-check build reads float as double: no float bit pattern to use
+    return ts_e4m3_encode(x);
+#else
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    uint32_t a = u & 0x7FFFFFFFu;
+    if (a > 0x7F800000u) return sign | TS_E4M3_NAN_CODE;  // NaN
+    if (a >= 0x43E00000u) return sign | TS_E4M3_MAX_CODE; // 448 and above, Inf too
+    if (a < 0x3C800000u) {                                // below 2^-6
+        float f;
+        memcpy(&f, &a, sizeof f);
+        return sign | (uint8_t)rintf(f * 512.0f);
+    }
+    a += 0x7FFFFu + ((a >> 20) & 1u);
+    return sign | (uint8_t)((a >> 20) - (120u << 3));
+#endif
+}
+
+uint8_t ts_e4m3_encode_bits(float x) { return encode_bits(x); }
+
+/* codes[i] = encode_bits(x[i] / s) (x[i] itself when s is 0), for a row of a tile: encode_bits
+ * written without branches (every case computed, then selected), so that it vectorises. */
+TS_VECTOR
+static void encode_span(uint8_t *restrict codes, const float *restrict x, float s, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = s > 0.0f ? x[i] / s : x[i];
+#ifdef TS_F64
+        codes[i] = ts_e4m3_encode(v);
+#else
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        uint32_t a = u & 0x7FFFFFFFu, sign = (u >> 24) & 0x80u;
+        float f;
+        memcpy(&f, &a, sizeof f);
+        uint32_t sub = (uint32_t)(int32_t)rintf(f * 512.0f);
+        uint32_t normal = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - (120u << 3);
+        uint32_t c = a < 0x3C800000u ? sub : normal;
+        c = a >= 0x43E00000u ? TS_E4M3_MAX_CODE : c;
+        c = a > 0x7F800000u ? TS_E4M3_NAN_CODE : c;
+        codes[i] = (uint8_t)(sign | (c & 0xFFu));
+#endif
+    }
+}
+
 //! [e4m3-decode]
 float ts_e4m3_decode(uint8_t code) {
     int e = (code >> 3) & 0xF, m = code & 0x7;
@@ -121,20 +173,29 @@ void ts_fp8_quantize(ts_fp8_matrix *q, const float *x, int ld, int trans, int po
     TS_OMP(parallel for schedule(static) if ((double)q->rows * q->cols > 65536))
     for (int tr = 0; tr < ntr; tr++) {
         int r0 = tr * q->tile_rows, r1 = r0 + q->tile_rows < q->rows ? r0 + q->tile_rows : q->rows;
+        float buf[TS_FP8_TILE];
         for (int tc = 0; tc < ntc; tc++) {
             int c0 = tc * q->tile_cols, c1 = c0 + q->tile_cols < q->cols ? c0 + q->tile_cols : q->cols;
             // The scale comes from the tile's *current* max-abs (no history, as V3).
-            float amax = 0.0f;
+            float amax = 0.0f;  // (a NaN fails the comparison and is skipped, as fmaxf skips it)
             for (int r = r0; r < r1; r++)
-                for (int c = c0; c < c1; c++) amax = fmaxf(amax, fabsf(x_at(x, ld, trans, r, c)));
+                for (int c = c0; c < c1; c++) {
+                    float a = fabsf(x_at(x, ld, trans, r, c));
+                    amax = a > amax ? a : amax;
+                }
             float s = tile_scale(amax, pow2_scales);
             q->scales[(size_t)tr * ntc + tc] = s;
             // amax/s is 448 give or take one float rounding, which encodes to 448
             // either way; a tile of zeros (s = 0) keeps its zeros and their signs.
             for (int r = r0; r < r1; r++)
-                for (int c = c0; c < c1; c++) {
-                    float v = x_at(x, ld, trans, r, c);
-                    q->codes[(size_t)r * q->cols + c] = ts_e4m3_encode(s > 0.0f ? v / s : v);
+                for (int b0 = c0; b0 < c1; b0 += TS_FP8_TILE) {  // pieces of at most buf's size
+                    int n = c1 - b0 < TS_FP8_TILE ? c1 - b0 : TS_FP8_TILE;
+                    const float *row = x + (size_t)r * ld + b0;
+                    if (trans) {  // the row's elements are a column of x: gather them first
+                        for (int c = 0; c < n; c++) buf[c] = x[(size_t)(b0 + c) * ld + r];
+                        row = buf;
+                    }
+                    encode_span(q->codes + (size_t)r * q->cols + b0, row, s, n);
                 }
         }
     }
@@ -255,7 +316,7 @@ ts_status ts_fp8_gemm_ref(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp
 
 /* Scratch floats the fast GEMM needs with `threads` threads. */
 static size_t gemm_work_floats(const ts_fp8_matrix *B, int threads) {
-    return (size_t)B->cols * B->rows + (size_t)ts_fp8_tiles_c(B) * B->rows + (size_t)threads * 2 * B->rows;
+    return (size_t)B->cols * B->rows + (size_t)ts_fp8_tiles_c(B) * B->rows + (size_t)threads * (2 * B->rows + B->cols);
 }
 
 static int gemm_threads(void) {
@@ -272,6 +333,21 @@ static int gemm_threads(void) {
 TS_VECTOR
 static void add_products(float *restrict part, float a, const float *restrict b, int n) {
     for (int j = 0; j < n; j++) part[j] += a * b[j];
+}
+
+/* part[j] = Σ_k a[k]·b[k][j] over one chunk, for JB columns at once, the sums kept in a local
+ * block the compiler holds in vector registers across the whole chunk (instead of loading and
+ * storing part[] at every k, as add_products() does). Each part[j] still adds its products one
+ * by one in k order, without FMA contraction: the same bits. */
+#define FP8_JB 64
+TS_VECTOR
+static void chunk_block(float *restrict part, const float *restrict a, const float *restrict b, int ldb, int kn) {
+    float p[FP8_JB] = {0};
+    for (int k = 0; k < kn; k++) {
+        const float ak = a[k], *bk = b + (size_t)k * ldb;
+        for (int j = 0; j < FP8_JB; j++) p[j] += ak * bk[j];
+    }
+    memcpy(part, p, sizeof p);
 }
 
 /* acc[j] += part[j]·(sa·sb[j]): a chunk's sums promoted to float32, as in ts_fp8_gemm_ref(). */
@@ -301,18 +377,22 @@ static void gemm_fast(float *C, int ldc, const ts_fp8_matrix *A, const ts_fp8_ma
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        float *part = Bs + (size_t)ntc * N + (size_t)t * 2 * N, *acc = part + N;
+        float *part = Bs + (size_t)ntc * N + (size_t)t * (2 * N + K), *acc = part + N, *arow = acc + N;
         for (int j = 0; j < N; j++) acc[j] = 0.0f;
         for (int k0 = 0; k0 < K; k0 += chunk) {
             int k1 = k0 + chunk < K ? k0 + chunk : K;
-            for (int j = 0; j < N; j++) part[j] = 0.0f;
+            for (int k = k0; k < k1; k++) arow[k - k0] = val[A->codes[(size_t)i * K + k]];
+            int j0 = 0;
+            if (!bits)  // whole blocks of FP8_JB columns, then the rest below
+                for (; j0 + FP8_JB <= N; j0 += FP8_JB) chunk_block(part + j0, arow, Bt + (size_t)k0 * N + j0, N, k1 - k0);
+            for (int j = j0; j < N; j++) part[j] = 0.0f;
             for (int k = k0; k < k1; k++) {
-                float a = val[A->codes[(size_t)i * K + k]];
+                float a = arow[k - k0];
                 const float *b = Bt + (size_t)k * N;
                 if (bits)
-                    for (int j = 0; j < N; j++) part[j] = round_sig((double)part[j] + (double)a * b[j], bits);
+                    for (int j = j0; j < N; j++) part[j] = round_sig((double)part[j] + (double)a * b[j], bits);
                 else
-                    add_products(part, a, b, N);
+                    add_products(part + j0, a, b + j0, N - j0);
             }
             promote(acc, part, scale_at(A, i, k0), Bs + (size_t)(k0 / B->tile_cols) * N, N);
         }
