@@ -222,6 +222,85 @@ static void sampling_rules(void **state) {
     for (int i = 0; i < 100; i++) assert_int_equal(ts_sample(logits, V, &plain, &a), ts_sample(logits, V, &plain, &b));
 }
 
+/* ts_sample() sorts by radix on the probabilities' bits; it must pick exactly what a plain
+ * qsort by (descending p, lower id) would: the same token for the same random number, ties,
+ * top-k and top-p included. The reference below is that qsort version, written out here. */
+typedef struct {
+    double p;
+    int id;
+} ref_prob_id;
+
+static int ref_desc(const void *a, const void *b) {
+    const ref_prob_id *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id - y->id;
+}
+
+static int ref_sample(const float *logits, int V, const ts_sampler *s, ts_rng *rng) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    ref_prob_id *pi = malloc((size_t)V * sizeof *pi);
+    double sum = 0;
+    for (int i = 0; i < V; i++) {
+        pi[i].p = exp(((double)logits[i] - logits[best]) / s->temperature);
+        pi[i].id = i;
+        sum += pi[i].p;
+    }
+    qsort(pi, (size_t)V, sizeof *pi, ref_desc);
+    int keep = V;
+    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+    if (s->top_p < 1.0f) {
+        double mass = 0;
+        for (int i = 0; i < keep; i++) {
+            mass += pi[i].p / sum;
+            if (mass >= s->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += pi[i].p;
+    double u = ts_rng_uniform_double(rng) * kept, acc = 0;
+    int pick = pi[keep - 1].id;
+    for (int i = 0; i < keep; i++) {
+        acc += pi[i].p;
+        if (u < acc) {
+            pick = pi[i].id;
+            break;
+        }
+    }
+    free(pi);
+    return pick;
+}
+
+static void sampling_matches_qsort_reference(void **state) {
+    (void)state;
+    enum { V = 512 };
+    float logits[V];
+    ts_rng gen, a, b;
+    ts_rng_seed(&gen, 11, TS_STREAM_SAMPLE);
+    ts_rng_seed(&a, 12, TS_STREAM_SAMPLE);
+    ts_rng_seed(&b, 12, TS_STREAM_SAMPLE);
+    const ts_sampler samplers[] = {{0.6f, 0, 1}, {1.0f, 0, 1}, {0.6f, 20, 1}, {1.0f, 0, 0.9f}, {2.0f, 50, 0.95f}};
+    long draws = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        // Logits at several spreads (from near-uniform to one dominant token), with runs of
+        // exact ties (equal probabilities, ordered by id) and a few far below the rest.
+        float spread = (float)(trial % 6) * 3.0f + 0.01f;
+        for (int i = 0; i < V; i++) logits[i] = spread * (float)(ts_rng_uniform_double(&gen) * 2 - 1);
+        for (int i = 0; i < V; i += 7) logits[i] = logits[(i * 13) % V];
+        for (int i = 3; i < V; i += 61) logits[i] = -1e4f;
+        const ts_sampler *s = &samplers[trial % 5];
+        for (int k = 0; k < 20; k++, draws++) {
+            int got = ts_sample(logits, V, s, &a), want = ref_sample(logits, V, s, &b);
+            if (got != want) fail_msg("trial %d draw %d: ts_sample picked %d, the qsort reference %d", trial, k, got, want);
+        }
+    }
+    assert_int_equal(draws, 6000);
+}
+
 static void parameter_counts(void **state) {
     (void)state;
     for (int tied = 0; tied < 2; tied++) {
@@ -264,6 +343,7 @@ int main(void) {
         cmocka_unit_test(ignored_targets_do_not_matter),
         cmocka_unit_test(kv_decode_matches_full_forward),
         cmocka_unit_test(sampling_rules),
+        cmocka_unit_test(sampling_matches_qsort_reference),
         cmocka_unit_test(parameter_counts),
         cmocka_unit_test(model_rejects_bad_shapes),
     };

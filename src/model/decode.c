@@ -396,13 +396,51 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id - y->id; /* ties: lower id first, so the order is total */
 }
 
+/* Sorts pi into by_prob_desc()'s order (descending p, ties by lower id), the very order qsort
+ * gives, since that comparator is a total order; but by least-significant-digit radix sort on
+ * p's bits, 8 bits a pass, several times faster than qsort's calls through a function pointer
+ * for a vocabulary of a few hundred (sampling spent nearly half of evaluation in qsort).
+ * Non-negative doubles order like their bit patterns, so sorting ~bits ascending is sorting p
+ * descending; each pass is stable and pi arrives in id order, so ties keep lower ids first.
+ * A NaN (no order) falls back to qsort. `tmp` holds V more. */
+static void sort_by_prob_desc(prob_id *pi, prob_id *tmp, int V) {
+    for (int i = 0; i < V; i++)
+        if (!(pi[i].p >= 0)) {
+            qsort(pi, (size_t)V, sizeof *pi, by_prob_desc);
+            return;
+        }
+    prob_id *src = pi, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (int i = 0; i < V; i++) {
+            uint64_t k;
+            memcpy(&k, &src[i].p, sizeof k);
+            count[((~k >> shift) & 0xFF) + 1]++;
+        }
+        int same = 0;  // a pass where every key has the same byte moves nothing: skip it
+        for (int b = 1; b <= 256; b++)
+            if (count[b] == (size_t)V) same = 1;
+        if (same) continue;
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (int i = 0; i < V; i++) {
+            uint64_t k;
+            memcpy(&k, &src[i].p, sizeof k);
+            dst[count[(~k >> shift) & 0xFF]++] = src[i];
+        }
+        prob_id *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != pi) memcpy(pi, src, (size_t)V * sizeof *pi);
+}
+
 //! [sample]
 int ts_sample(const float *logits, int V, const ts_sampler *s, ts_rng *rng) {
     int best = 0;
     for (int i = 1; i < V; i++)
         if (logits[i] > logits[best]) best = i;
     if (s->temperature <= 0) return best; // greedy
-    prob_id *pi = malloc((size_t)V * sizeof *pi);
+    prob_id *pi = malloc(2 * (size_t)V * sizeof *pi);
     if (!pi) return best;
     double sum = 0;
     for (int i = 0; i < V; i++) { // softmax(logits / temperature)
@@ -410,7 +448,7 @@ int ts_sample(const float *logits, int V, const ts_sampler *s, ts_rng *rng) {
         pi[i].id = i;
         sum += pi[i].p;
     }
-    qsort(pi, (size_t)V, sizeof *pi, by_prob_desc);
+    sort_by_prob_desc(pi, pi + V, V); // descending p, ties by lower id (qsort's order, faster)
     int keep = V;
     if (s->top_k > 0 && s->top_k < keep) keep = s->top_k; // top-k
     if (s->top_p < 1.0f) {                                // top-p: smallest prefix with mass >= p
