@@ -8,7 +8,8 @@
 # cold-start pairs at two temperatures (logitkd, logitkd_t2); and sft is
 # followed by GRPO with chapter 8's settings on all RL prompts (grpo) and on
 # chapter 8's difficulty-3 prompts (grpo3).
-# Evaluates the teacher and every student as chapter 8 does. Writes runs/ch09/
+# Evaluates the teacher and every student as chapter 8 does. The work runs as
+# independent jobs, two at a time, longest first (scripts/pool.sh). Writes runs/ch09/
 # (per-seed checkpoints, evaluations, results.csv, by_difficulty.csv,
 # per_seed.csv, passk.csv, cost.csv, run.csv, teacher.txt, summary.txt),
 # copies the summaries to results/ch09/ and draws figures/ch09-*.png.
