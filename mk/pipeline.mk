@@ -9,7 +9,7 @@
 # as its first two stages where those chapters ran the same commands (the same
 # steps and flags). Writes runs/pipeline/ (see scripts/pipeline-runs.sh), copies
 # the summaries to results/pipeline/ and draws figures/pipeline-*.png.
-# FULL=1: 3 seeds and chapter 8's 200 GRPO steps per stage. Sizes: PIPE_SEEDS,
+# FULL=1: 3 seeds and 200 GRPO steps per stage. Sizes: PIPE_SEEDS,
 # PIPE_SFT_STEPS (each SFT and the distillation; chapter 7's by default),
 # PIPE_STEPS (each GRPO stage), PIPE_MU, PIPE_GROUP, PIPE_PROMPTS, PIPE_LR,
 # PIPE_BETA, PIPE_RL_MIN_DIFFICULTY (chapter 8's by default), PIPE_RS_PROMPTS
