@@ -22,6 +22,11 @@
 # steps of the same batch; grpo and grpo3 spend GRPO's steps and rollouts on top of sft. The
 # teacher and every student model are evaluated as chapter 8 evaluates.
 #
+# scripts/pool.sh runs the work as independent jobs, two at a time, longest
+# first: first the student's pretraining beside the teacher's sampling and
+# evaluation, then every arm of every seed (sft and the GRPO arms from it form
+# one job). One thread per process and fixed seeds: the pool changes no number.
+#
 #   scripts/ch09-runs.sh TINYSEEK OUTDIR
 #
 # Sizes come from the environment (make ch9 passes its CH09_* variables):
@@ -34,9 +39,9 @@ set -euo pipefail
 ts=${1:?usage: ch09-runs.sh TINYSEEK OUTDIR}
 out=${2:?usage: ch09-runs.sh TINYSEEK OUTDIR}
 : "${PRETRAIN_STEPS:=3000}" "${PRETRAIN_BATCH:=8}" "${PRETRAIN_SEQ:=128}" "${STEPS:=600}" "${BATCH:=16}"
-: "${RS_PROMPTS:=0}" "${RS_SAMPLES:=4}" "${ALPHA:=0.5}" "${KD_TEMPERATURE:=1}" "${KD_TEMPERATURE_ALT:=2}"
-: "${GRPO_STEPS:=200}" "${MU:=2}" "${GROUP:=8}" "${PROMPTS:=8}" "${LR:=1e-4}" "${BETA:=0.04}" "${RL_MIN_DIFFICULTY:=2}"
-: "${EVAL_PROBLEMS:=100}" "${EVAL_SAMPLES:=16}" "${MAX_NEW:=96}" "${TEMPERATURE:=0.6}"
+: "${RS_PROMPTS:=0}" "${RS_SAMPLES:=2}" "${ALPHA:=0.5}" "${KD_TEMPERATURE:=1}" "${KD_TEMPERATURE_ALT:=2}"
+: "${GRPO_STEPS:=100}" "${MU:=2}" "${GROUP:=8}" "${PROMPTS:=8}" "${LR:=1e-4}" "${BETA:=0.04}" "${RL_MIN_DIFFICULTY:=2}"
+: "${EVAL_PROBLEMS:=100}" "${EVAL_SAMPLES:=8}" "${MAX_NEW:=96}" "${TEMPERATURE:=0.6}"
 export PRETRAIN_STEPS PRETRAIN_BATCH PRETRAIN_SEQ STEPS BATCH RS_PROMPTS RS_SAMPLES ALPHA KD_TEMPERATURE KD_TEMPERATURE_ALT
 export GRPO_STEPS MU GROUP PROMPTS LR BETA RL_MIN_DIFFICULTY EVAL_PROBLEMS EVAL_SAMPLES MAX_NEW TEMPERATURE
 data=${DATA:-runs/ch01/data}
@@ -92,50 +97,84 @@ step() {   # step SEED NAME COMMAND...: run, log to OUTDIR/seedS/NAME.log, stop 
     >>"$out/seed$seed/seconds.csv"
 }
 
-arms() {   # arms SEED
+# The jobs. A job that needs another's output runs after it in the same
+# function; the rest are independent, and scripts/pool.sh runs them two at a
+# time, longest first. Every process runs one thread from fixed seeds, so the
+# order changes no number, only the wall clock.
+train_args() {   # the student arms' shared SFT flags for seed $1
+  echo --steps "$STEPS" --batch "$BATCH" --warmup $((STEPS / 15 + 1)) --eval-every 0 --seed "$1" --threads 1 --quiet
+}
+evaluate() {   # evaluate SEED NAME MODEL: chapter 8's evaluation, r1 template
+  local s=$1
+  step "$s" "eval-$2" "$ts" evaluate --model "$3" --label "$2" --problems $data/test.jsonl --limit "$EVAL_PROBLEMS" \
+    --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$s" --threads 1 --quiet \
+    --template r1 --csv "$out/seed$s/$2.csv"
+}
+pretrain_student() {   # one student base for all seeds, as chapter 7 pretrains its base: 128-token windows, one thread
+  "$ts" pretrain --config configs/ch09-student.json --data $data --tokenizer runs/ch01/tokenizer.json \
+    --out "$out/student-base" --steps "$PRETRAIN_STEPS" --batch "$PRETRAIN_BATCH" --seq "$PRETRAIN_SEQ" \
+    --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 250 --seed 1 --init-seed 1 \
+    --threads 1 --quiet >"$out/pretrain.log" 2>&1 ||
+    { echo "ch09-runs: pretraining failed:" >&2; tail -3 "$out/pretrain.log" >&2; return 1; }
+  echo "ch09: $(tail -1 "$out/pretrain.log")"
+}
+teacher_samples() {   # teacher_samples SEED: the teacher's completions for sequence KD
+  local s=$1
+  step "$s" teacher-samples "$ts" rejection-sample --model "$teacher" --data $data --limit "$RS_PROMPTS" \
+    --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$((s + 100))" \
+    --out "$out/seed$s/teacher_pairs.jsonl" --threads 1 --quiet
+  echo "ch09: seed $s: teacher: $(sed -n 's/^rejection-sample: //p' "$out/seed$s/teacher-samples.log")"
+}
+rl_arms() {   # rl_arms SEED: sft, then GRPO from it on both prompt sets
   local s=$1 d=$out/seed$1
-  mkdir -p "$d"
-  echo "step,seconds" >"$d/seconds.csv"
-  local train=(--steps "$STEPS" --batch "$BATCH" --warmup $((STEPS / 15 + 1)) --eval-every 0 --seed "$s" --threads 1 --quiet)
-  local ev=(--problems $data/test.jsonl --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW"
-            --temperature "$TEMPERATURE" --seed "$s" --threads 1 --quiet --template r1)
-  step "$s" sft "$ts" sft --init "$out/student-base" --data $data --out "$d/sft" "${train[@]}"
+  step "$s" sft "$ts" sft --init "$out/student-base" --data $data --out "$d/sft" $(train_args "$s")
+  evaluate "$s" sft "$d/sft"
   local rl=(--test $data/test.jsonl --group "$GROUP" --prompts "$PROMPTS" --mu "$MU" --lr "$LR" --min-lr "$LR" --beta "$BETA"
             --clip-low 0.2 --clip-high 0.28 --max-new "$MAX_NEW" --eval-every 0 --eval-problems 0
             --seed "$s" --sample-seed "$s" --threads 1 --quiet)
   step "$s" grpo "$ts" grpo --init "$d/sft" --template r1 --out "$d/grpo" --steps "$GRPO_STEPS" \
     --train "$out/rl_prompts.jsonl" "${rl[@]}"
+  evaluate "$s" grpo "$d/grpo"
   step "$s" grpo3 "$ts" grpo --init "$d/sft" --template r1 --out "$d/grpo3" --steps "$GRPO_STEPS" \
     --train "$out/rl_prompts_d3.jsonl" "${rl[@]}"
-  step "$s" teacher-samples "$ts" rejection-sample --model "$teacher" --data $data --limit "$RS_PROMPTS" \
-    --samples "$RS_SAMPLES" --max-new "$MAX_NEW" --temperature "$TEMPERATURE" --seed "$((s + 100))" \
-    --out "$d/teacher_pairs.jsonl" --threads 1 --quiet
+  evaluate "$s" grpo3 "$d/grpo3"
+  echo "ch09: seed $s: sft, grpo, grpo3 done ($(( $(date +%s) - start )) s)"
+}
+logitkd_arm() {   # logitkd_arm SEED NAME TEMPERATURE
+  local s=$1 d=$out/seed$1
+  step "$s" "$2" "$ts" distill --teacher "$teacher" --init "$out/student-base" --data $data --out "$d/$2" \
+    --alpha "$ALPHA" --temperature "$3" $(train_args "$s")
+  evaluate "$s" "$2" "$d/$2"
+  echo "ch09: seed $s: $2 done ($(( $(date +%s) - start )) s)"
+}
+seqkd_arm() {   # seqkd_arm SEED (after teacher_samples SEED)
+  local s=$1 d=$out/seed$1
   step "$s" seqkd "$ts" sft --init "$out/student-base" --train "$d/teacher_pairs.jsonl" --test $data/sft_test.jsonl \
-    --out "$d/seqkd" "${train[@]}"
-  step "$s" logitkd "$ts" distill --teacher "$teacher" --init "$out/student-base" --data $data --out "$d/logitkd" \
-    --alpha "$ALPHA" --temperature "$KD_TEMPERATURE" "${train[@]}"
-  step "$s" logitkd_t2 "$ts" distill --teacher "$teacher" --init "$out/student-base" --data $data --out "$d/logitkd_t2" \
-    --alpha "$ALPHA" --temperature "$KD_TEMPERATURE_ALT" "${train[@]}"
-  step "$s" eval-teacher "$ts" evaluate --model "$teacher" --label teacher "${ev[@]}" --csv "$d/teacher.csv"
-  for m in sft grpo grpo3 seqkd logitkd logitkd_t2; do
-    step "$s" "eval-$m" "$ts" evaluate --model "$d/$m" --label "$m" "${ev[@]}" --csv "$d/$m.csv"
-  done
-  echo "ch09: seed $s done ($(( $(date +%s) - start )) s): $(sed -n 's/^rejection-sample: //p' "$d/teacher-samples.log")"
+    --out "$d/seqkd" $(train_args "$s")
+  evaluate "$s" seqkd "$d/seqkd"
+  echo "ch09: seed $s: seqkd done ($(( $(date +%s) - start )) s)"
 }
 
-# One student base for all seeds, as chapter 7 pretrains its base: 128-token
-# windows of the pretraining corpus, one thread.
-echo "ch09: pretraining the student ($PRETRAIN_STEPS steps of $PRETRAIN_BATCH x $PRETRAIN_SEQ tokens)"
-"$ts" pretrain --config configs/ch09-student.json --data $data --tokenizer runs/ch01/tokenizer.json \
-  --out "$out/student-base" --steps "$PRETRAIN_STEPS" --batch "$PRETRAIN_BATCH" --seq "$PRETRAIN_SEQ" \
-  --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 250 --seed 1 --init-seed 1 \
-  --threads 1 --quiet >"$out/pretrain.log" 2>&1 ||
-  { echo "ch09-runs: pretraining failed:" >&2; tail -3 "$out/pretrain.log" >&2; exit 1; }
-tail -1 "$out/pretrain.log"
-arms 1 & a=$!
-arms 2 & b=$!
-wait $a; wait $b
-arms 3
+source scripts/pool.sh
+for s in 1 2 3; do
+  mkdir -p "$out/seed$s"
+  echo "step,seconds" >"$out/seed$s/seconds.csv"
+done
+# Round 1: the student's pretraining beside the teacher's work (its samples and
+# its evaluation), which needs no student.
+echo "ch09: pretraining the student ($PRETRAIN_STEPS steps of $PRETRAIN_BATCH x $PRETRAIN_SEQ tokens) beside the teacher's sampling"
+pool_run pretrain pretrain_student
+for s in 1 2 3; do pool_run "seed $s: teacher-samples" teacher_samples $s; done
+for s in 1 2 3; do pool_run "seed $s: eval-teacher" evaluate $s teacher "$teacher"; done
+pool_wait || { echo "ch09-runs: stopped (see above)" >&2; exit 1; }
+# Round 2: every student arm from the student base, longest first.
+for s in 1 2 3; do pool_run "seed $s: sft+grpo" rl_arms $s; done
+for s in 1 2 3; do
+  pool_run "seed $s: logitkd" logitkd_arm $s logitkd "$KD_TEMPERATURE"
+  pool_run "seed $s: logitkd_t2" logitkd_arm $s logitkd_t2 "$KD_TEMPERATURE_ALT"
+done
+for s in 1 2 3; do pool_run "seed $s: seqkd" seqkd_arm $s; done
+pool_wait || { echo "ch09-runs: stopped (see above)" >&2; exit 1; }
 elapsed=$(( $(date +%s) - start ))
 TEACHER=$teacher TEACHER_ARM=$teacher_arm python3 scripts/ch09-table.py "$out" "$elapsed" | tee "$out/summary.txt"
 

@@ -4,17 +4,21 @@
     pipeline-table.py OUTDIR ELAPSED_SECONDS
 
 Reads OUTDIR/seed*/STAGE.csv and STAGE.samples.jsonl (tinyseek evaluate), OUTDIR/times.csv
-and OUTDIR/seed*/times.csv (seconds per step), OUTDIR/seed*/rs{1,2}.jsonl, and writes, as
-mean and sample standard deviation over the seeds:
+and OUTDIR/seed*/times.csv (seconds per step run here), OUTDIR/reused.csv and
+OUTDIR/seed*/reused.csv (the steps read from another chapter's folder, with the seconds its
+log gives), OUTDIR/seed*/rs{1,2}.jsonl, and writes, as mean and sample standard deviation
+over the seeds:
   OUTDIR/results.csv        stage, difficulty "all": greedy and sampled pass@1, pass@k, format rate,
-                            mean length, and the seconds the stage took to make (its training steps)
+                            mean length, the seconds the stage took to make (its training steps,
+                            here or in the chapter it was read from) and where it was made
   OUTDIR/by_difficulty.csv  stage, difficulty: the same
   OUTDIR/figure.csv         stage: sampled pass@1 and format rate, for all and each difficulty (one row)
   OUTDIR/per_seed.csv       stage, seed: greedy and sampled pass@1, format rate, length
   OUTDIR/compare.csv        pairs of stages: the change in sampled pass@1, its spread over the
                             seeds, and its paired standard error over the test problems
-  OUTDIR/run.csv            seconds per step of the run (mean over the seeds for a seed's steps),
-                            and the whole run ("total")
+  OUTDIR/run.csv            seconds per step (mean over the seeds for a seed's steps): the steps
+                            read from other chapters (their logs' seconds), those run here, and
+                            the whole run ("total", wall clock, this run's steps only)
   OUTDIR/sizes.csv          the sizes used, the test problems, what rejection sampling kept
 and prints the table the chapter quotes."""
 import csv
@@ -51,15 +55,43 @@ def times(path):
     return {r["stage"]: float(r["seconds"]) for r in csv.DictReader(open(path))}
 
 
+def reused(path):
+    """step -> (the folder it was read from, its seconds there); {} without the file."""
+    if not os.path.exists(path):
+        return {}
+    return {r["stage"]: (r["source"], r["seconds"]) for r in csv.DictReader(open(path))}
+
+
 shared = times(os.path.join(out, "times.csv"))
 per_seed_times = [times(os.path.join(sd, "times.csv")) for sd in seeds]
+shared_reused = reused(os.path.join(out, "reused.csv"))
+per_seed_reused = [reused(os.path.join(sd, "reused.csv")) for sd in seeds]
+# Every step in the run's order (the jobs run side by side, so the logs' order varies).
+ORDER = ["pretrain", "pretrain-student", "eval-base", "eval-student", "sft", "eval-sft", "grpo1", "eval-grpo1",
+         "rejection1", "rssft", "eval-rssft", "grpo2", "eval-grpo2", "rejection2", "distill", "eval-distill", "kd",
+         "eval-kd"]
+
+
+def source(step):
+    """Where a step's output was made: the other chapter's folder (runs/chN), or "here"."""
+    if step in shared_reused:
+        return shared_reused[step][0]
+    srcs = {t[step][0] for t in per_seed_reused if step in t}
+    if srcs:
+        return os.path.dirname(os.path.dirname(sorted(srcs)[0].rstrip("/")))
+    return "here"
 
 
 def seconds(step):
-    """(mean, sd) seconds of one step: the shared run's, else over the seeds."""
+    """(mean, sd) seconds of one step: the shared run's, else over the seeds; a step read from
+    another chapter has that chapter's seconds."""
     if step in shared:
         return shared[step], 0.0
-    return stat([t.get(step) for t in per_seed_times])
+    if step in shared_reused:
+        return stat([shared_reused[step][1]])
+    if any(step in t for t in per_seed_times):
+        return stat([t.get(step) for t in per_seed_times])
+    return stat([t[step][1] for t in per_seed_reused if step in t])
 
 
 cols = ["greedy_pass1", "pass1", "format_rate", "mean_len"]
@@ -68,11 +100,12 @@ kmax = ks[-1]
 with open(os.path.join(out, "results.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["stage", "short", "label", "seeds"] + [f"{c}_{s}" for c in cols + ["pass_at_k"] for s in ("mean", "sd")] +
-               ["seconds"])
+               ["seconds", "made"])
     for st in stages:
         rs = rows[(st, "all")]
         secs = sum(seconds(x)[0] for x in MAKES[st])
-        w.writerow([st, SHORT[st], LABELS[st], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)] + [f"{secs:.1f}"])
+        w.writerow([st, SHORT[st], LABELS[st], len(rs)] + [f"{v:.4f}" for c in cols + [kmax] for v in col(rs, c)] +
+                   [f"{secs:.1f}", source(MAKES[st][-1])])
 diffs = sorted({d for (_, d) in rows if d != "all"}, key=int)
 with open(os.path.join(out, "by_difficulty.csv"), "w", newline="") as f:
     w = csv.writer(f)
@@ -131,13 +164,17 @@ with open(os.path.join(out, "compare.csv"), "w", newline="") as f:
         verdict = "clear" if same and abs(m) > 2 * se else "within noise"
         w.writerow([f"{a}-{b}", a, b, SHORT[a], SHORT[b], f"{m:.4f}", f"{s:.4f}", f"{min(diffs_s):.4f}", f"{max(diffs_s):.4f}", f"{se:.4f}", verdict])
 
-steps = sorted(shared, key=lambda x: x != "pretrain") + [x for x in per_seed_times[0] if x not in shared]
+ran = set(shared) | {x for t in per_seed_times for x in t}
+read = set(shared_reused) | {x for t in per_seed_reused for x in t}
+steps = [x for x in ORDER if x in ran or x in read] + sorted((ran | read) - set(ORDER))
 with open(os.path.join(out, "run.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["step", "where", "seconds_mean", "seconds_sd"])
     for x in steps:
         m, s = seconds(x)
-        w.writerow([x, "shared" if x in shared else "per seed", f"{m:.1f}", f"{s:.1f}"])
+        where = ("shared" if x in shared or x in shared_reused else "per seed") + \
+            ("" if x in ran else f", read from {source(x)}")
+        w.writerow([x, where, f"{m:.1f}", f"{s:.1f}"])
     w.writerow(["total", "wall clock", elapsed, ""])
 
 
@@ -152,11 +189,12 @@ first = rows[(stages[0], "all")][0]
 with open(os.path.join(out, "sizes.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow([e.lower() for e in env] + ["problems", "samples", "rs_prompts_total", "rs1_kept_mean", "rs1_kept_sd",
-                                           "rs2_kept_mean", "rs2_kept_sd", "seconds"])
+                                           "rs2_kept_mean", "rs2_kept_sd", "seconds", "base_from", "student_from",
+                                           "sft_from", "grpo1_from"])
     k1, k2 = stat(kept("rs1.jsonl")), stat(kept("rs2.jsonl"))
     w.writerow([os.environ.get(e, "") for e in env] + [first["problems"], first["samples"],
                int(os.environ.get("RS_PROMPTS", "0")) * len(diffs), f"{k1[0]:.1f}", f"{k1[1]:.1f}", f"{k2[0]:.1f}",
-               f"{k2[1]:.1f}", elapsed])
+               f"{k2[1]:.1f}", elapsed] + [source(x) for x in ("pretrain", "pretrain-student", "sft", "grpo1")])
 
 print(f"make pipeline: {len(seeds)} seed(s), {first['problems']} test problems, {first['samples']} samples each, "
       f"{elapsed} s in all")
@@ -174,4 +212,5 @@ print("changes in sampled pass@1 (mean over seeds; se: paired, over the test pro
 for r in csv.DictReader(open(os.path.join(out, "compare.csv"))):
     print(f"  {r['before']:>7} -> {r['after']:<7} {float(r['diff_mean']):+.3f} (seeds {float(r['diff_min']):+.3f} .. "
           f"{float(r['diff_max']):+.3f}, se {float(r['se_problems']):.3f}): {r['verdict']}")
-print("seconds per step: " + ", ".join(f"{x} {seconds(x)[0]:.0f}" for x in steps) + f"; total {elapsed}")
+print("seconds per step: " + ", ".join(f"{x} {seconds(x)[0]:.0f}" + ("" if x in ran else f" ({source(x)})")
+                                      for x in steps) + f"; total {elapsed}")
