@@ -117,9 +117,9 @@ for s in 1 2 3; do
 done
 (( ${#jobs[@]} == 0 )) || echo "ch08: evaluating what chapter 7 did not evaluate the same way: ${jobs[*]}"
 # Longest first (seconds per seed at 100 steps and 8 samples, roughly: zeroq 46,
-# grpo 28, ppo 28, rft 25, zero 20 (its evaluation the base's), base 21, baseq 10,
-# sftmore 7, sft 3).
-for j in zeroq grpo ppo rft zero base baseq sftmore sft; do
+# grpo 28, ppo 28, rft 25, base 21, baseq 10, zero 8 at 4 steps (and its evaluation
+# the base's), sftmore 7, sft 3).
+for j in zeroq grpo ppo rft base baseq zero sftmore sft; do
   for s in 1 2 3; do
     [[ $j != sft && $j != base ]] || [[ " ${jobs[*]} " == *" $s $j "* ]] || continue
     pool_run "seed $s $j" "job_$j" "$s"
