@@ -96,11 +96,14 @@ PY
 # One base model for all seeds: pretraining is the expensive part (chapters 2-5
 # compare pretraining seeds); the seeds here vary SFT, sampling and evaluation.
 # Nothing else can run beside it, so it may take both cores: --threads 2 gives other
-# bits than --threads 1 but the same bits every time (DESIGN: Determinism). Threads
-# that sleep at a barrier instead of spinning (OMP_WAIT_POLICY=passive) keep 2 threads
-# from running slower than 1 on a machine that is busy with something else.
+# bits than --threads 1 but the same bits every time (DESIGN: Determinism), whatever
+# the threads do while they wait. How long they spin at a barrier before sleeping is
+# what matters for the time: alone on 2 cores, libgomp's default spin makes 2 threads
+# 1.24x as fast as 1 and never sleeping (OMP_WAIT_POLICY=passive) 0.88x; on a machine
+# busy with other work the default spin makes 2 threads many times slower than 1.
+# A short spin (GOMP_SPINCOUNT=10000, 1.22x alone) is the compromise.
 echo "ch07: pretraining the base model ($PRETRAIN_STEPS steps of $PRETRAIN_BATCH x $PRETRAIN_SEQ tokens, $PRETRAIN_THREADS thread(s))"
-OMP_WAIT_POLICY=passive "$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
+GOMP_SPINCOUNT=10000 "$ts" pretrain --config configs/ch07-base.json --data $data --tokenizer runs/ch01/tokenizer.json \
   --out "$out/base" --steps "$PRETRAIN_STEPS" --batch "$PRETRAIN_BATCH" --seq "$PRETRAIN_SEQ" \
   --warmup $((PRETRAIN_STEPS / 15 + 1)) --eval-every 250 --bias-update-speed 0.01 --seed 1 --init-seed 1 \
   --threads "$PRETRAIN_THREADS" --quiet >"$out/pretrain.log" 2>&1 ||
