@@ -15,7 +15,7 @@ set datafile separator comma
 set datafile missing ""
 set multiplot layout 1,3 title "Chapter 8: rollouts during RL (mean of 3 seeds)"
 set xlabel "optimizer step"
-set xtics 50
+set xtics 25
 set key font ",9" spacing 0.9
 set grid ytics lc rgb "#dddddd"
 set border 3

@@ -10,18 +10,20 @@
 # CH08_GROUP (G), CH08_PROMPTS (prompts per rollout batch), CH08_LR, CH08_BETA,
 # CH08_ZERO_STEPS (R1-Zero's steps: its prompt is long), CH08_EVAL_PROBLEMS
 # (per difficulty), CH08_EVAL_SAMPLES, CH08_MAX_NEW, CH08_TEMPERATURE.
+# At CH08_EVAL_SAMPLES = CH07_EVAL_SAMPLES (and chapter 7's other evaluation sizes)
+# the SFT and base models' evaluations are chapter 7's, read from runs/ch07/.
 CHAPTERS += ch8
 CH08 := runs/ch08
-CH08_STEPS ?= 200
+CH08_STEPS ?= 100
 CH08_MU ?= 2
 CH08_GROUP ?= 8
 CH08_PROMPTS ?= 8
 CH08_LR ?= 1e-4
 CH08_BETA ?= 0.04
-CH08_ZERO_STEPS ?= 20
+CH08_ZERO_STEPS ?= 4
 CH08_RL_MIN_DIFFICULTY ?= 3
 CH08_EVAL_PROBLEMS ?= 100
-CH08_EVAL_SAMPLES ?= 16
+CH08_EVAL_SAMPLES ?= 8
 CH08_MAX_NEW ?= 96
 CH08_TEMPERATURE ?= 0.6
 

@@ -9,7 +9,9 @@ deviation over the seeds:
   OUTDIR/by_difficulty.csv  model, difficulty, pass@1 and format rate
   OUTDIR/passk.csv          k, then mean and sd of pass@k for each model (the pass@k curve)
   OUTDIR/run.csv            seeds, seconds the whole experiment took, what rejection sampling kept
-                            (and how much of it shows the right working), and the sizes used
+                            (and how much of it shows the right working), the sizes used, the
+                            pretraining's seconds and held-out loss, and how many of the base model's
+                            worked-prose answers (OUTDIR/prose.txt) are right
 and prints the table the chapter quotes."""
 import csv
 import glob
@@ -88,20 +90,37 @@ with open(os.path.join(out, "passk.csv"), "w", newline="") as f:
     w.writerow(["k"] + [f"{m}_{s}" for m in models for s in ("mean", "sd")])
     for c in ks:
         w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in models for v in stat(rows[(m, "all")], c)])
-env = {k: os.environ.get(k, "") for k in ("PRETRAIN_STEPS", "SFT_STEPS", "RS_PROMPTS", "RS_SAMPLES", "EVAL_PROBLEMS",
+env = {k: os.environ.get(k, "") for k in ("PRETRAIN_STEPS", "PRETRAIN_THREADS", "SFT_STEPS", "RS_PROMPTS", "RS_SAMPLES", "EVAL_PROBLEMS",
                                           "EVAL_SAMPLES", "MAX_NEW", "TEMPERATURE")}
 kept, right_working = [], 0
 for sd in seeds:
     pairs = [json.loads(line) for line in open(os.path.join(sd, "rs.jsonl"))]
     kept.append(len(pairs))
     right_working += sum(think(p["response"]) == working(p["prompt"]) for p in pairs)
+# The base model asked in its worked-prose form ("To work out 31 plus 86,", greedy):
+# right when its "So the sum/difference is N." gives the answer.
+prose = {}
+pp = os.path.join(out, "prose.jsonl")
+if os.path.exists(pp):
+    for p, line in zip((json.loads(x) for x in open(pp)), open(os.path.join(out, "prose.txt"))):
+        m = re.search(r"So the (?:sum|difference) is (-?\d+)\.", line)
+        r = prose.setdefault(p["difficulty"], [0, 0])
+        r[0] += bool(m and m.group(1) == str(p["answer"]))
+        r[1] += 1
+prose_cells = [sum(r[0] for r in prose.values()), sum(r[1] for r in prose.values())] + \
+    [prose.get(int(d), [""])[0] for d in diffs] if prose else [""] * (2 + len(diffs))
+
+# The pretraining's own time and held-out loss, from its last line.
+m = re.search(r"in ([\d.]+) s, .*held-out loss ([\d.]+)", open(os.path.join(out, "pretrain.log")).read())
+pretrain = [m.group(1), m.group(2)] if m else ["", ""]
 with open(os.path.join(out, "run.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["seeds", "seconds", "rs_kept_mean", "rs_kept_sd", "rs_kept_total", "rs_kept_right_working",
-                "problems_per_difficulty"] + [k.lower() for k in env])
+                "problems_per_difficulty"] + [k.lower() for k in env] + ["pretrain_seconds", "pretrain_val_loss"] +
+               ["prose_right", "prose_problems"] + [f"prose_right_d{d}" for d in diffs])
     w.writerow([len(seeds), elapsed, f"{statistics.mean(kept):.1f}",
                 f"{statistics.stdev(kept) if len(kept) > 1 else 0:.1f}", sum(kept), right_working,
-                rows[("sft", diffs[0])][0]["problems"]] + list(env.values()))
+                rows[("sft", diffs[0])][0]["problems"]] + list(env.values()) + pretrain + prose_cells)
 
 n = rows[("sft", "all")][0]["problems"]
 print(f"chapter 7: {len(seeds)} seeds, {n} test problems, {first['samples']} samples each, {elapsed} s in all")
@@ -115,3 +134,6 @@ print(f"rejection sampling kept {statistics.mean(kept):.1f} pairs per seed ({sum
 print("by difficulty (sampled pass@1):")
 for d in diffs:
     print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + stat(rows[(m, d)], "pass1")) for m in models))
+if prose:
+    print(f"base model in its worked-prose form (greedy): {prose_cells[0]} of {prose_cells[1]} answers right (" +
+          ", ".join(f"difficulty {d}: {prose[d][0]} of {prose[d][1]}" for d in sorted(prose)) + ")")

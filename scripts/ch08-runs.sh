@@ -13,7 +13,11 @@
 #
 # grpo, rft and ppo sample the same number of completions (STEPS/MU rollout
 # batches of PROMPTS x GROUP). Every model, and the two starting points, is
-# evaluated on the test set the way chapter 7 evaluates.
+# evaluated on the test set the way chapter 7 evaluates. Nothing is computed
+# twice: where chapter 7 already evaluated a starting point (sft, base) with
+# exactly the arguments this run would use (its seedS/MODEL.args says so), its
+# CSV is copied; and where R1-Zero's weights come out byte for byte the base's
+# (zero rewards, zero advantages), its evaluation is the base's, relabelled.
 #
 #   scripts/ch08-runs.sh TINYSEEK OUTDIR
 #
@@ -51,36 +55,77 @@ step() {   # step SEED NAME COMMAND...: run, log to OUTDIR/seedS/NAME.log, stop 
     { echo "ch08-runs: seed $seed: $name failed:" >&2; tail -3 "$out/seed$seed/$name.log" >&2; return 1; }
 }
 
-arms() {   # arms SEED
-  local s=$1 d=$out/seed$1
-  mkdir -p "$d"
-  local rl=(--train "$out/rl_prompts.jsonl" --test $data/test.jsonl --group "$GROUP" --prompts "$PROMPTS" --mu "$MU" --lr "$LR" --min-lr "$LR" --beta "$BETA"
-            --clip-low 0.2 --clip-high 0.28 --max-new "$MAX_NEW" --eval-every 0 --eval-problems 0
-            --seed "$s" --sample-seed "$s" --threads 1 --quiet)
-  local ev=(--problems $data/test.jsonl --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW"
-            --temperature "$TEMPERATURE" --seed "$s" --threads 1 --quiet)
-  step "$s" grpo "$ts" grpo --init $ch7/seed$s/sft --template r1 --out "$d/grpo" --steps "$STEPS" "${rl[@]}"
-  step "$s" rft "$ts" grpo --algo rft --init $ch7/seed$s/sft --template r1 --out "$d/rft" --steps "$STEPS" "${rl[@]}"
-  step "$s" ppo "$ts" grpo --algo ppo --init $ch7/seed$s/sft --template r1 --out "$d/ppo" --steps "$STEPS" "${rl[@]}"
-  step "$s" sftmore "$ts" sft --init $ch7/seed$s/sft --data $data --out "$d/sftmore" --steps "$STEPS" --batch 16 \
-    --lr "$LR" --min-lr "$LR" --warmup 0 --eval-every 0 --seed "$s" --threads 1 --quiet
-  step "$s" zero "$ts" grpo --init $ch7/base --template r1-zero --out "$d/zero" --steps "$ZERO_STEPS" "${rl[@]}"
-  step "$s" zeroq "$ts" grpo --init $ch7/base --template question --out "$d/zeroq" --steps "$STEPS" "${rl[@]}"
-  step "$s" eval-sft "$ts" evaluate --model $ch7/seed$s/sft --template r1 --label sft "${ev[@]}" --csv "$d/sft.csv"
-  step "$s" eval-base "$ts" evaluate --model $ch7/base --template r1-zero --label base "${ev[@]}" --csv "$d/base.csv"
-  for m in grpo rft ppo sftmore; do
-    step "$s" "eval-$m" "$ts" evaluate --model "$d/$m" --template r1 --label "$m" "${ev[@]}" --csv "$d/$m.csv"
-  done
-  step "$s" eval-zero "$ts" evaluate --model "$d/zero" --template r1-zero --label zero "${ev[@]}" --csv "$d/zero.csv"
-  step "$s" eval-baseq "$ts" evaluate --model $ch7/base --template question --label baseq "${ev[@]}" --csv "$d/baseq.csv"
-  step "$s" eval-zeroq "$ts" evaluate --model "$d/zeroq" --template question --label zeroq "${ev[@]}" --csv "$d/zeroq.csv"
-  echo "ch08: seed $s done ($(( $(date +%s) - start )) s)"
+args() {   # args SEED: the RL settings (rl) and the evaluation settings (ev) of seed SEED
+  rl=(--train "$out/rl_prompts.jsonl" --test $data/test.jsonl --group "$GROUP" --prompts "$PROMPTS" --mu "$MU" --lr "$LR" --min-lr "$LR" --beta "$BETA"
+      --clip-low 0.2 --clip-high 0.28 --max-new "$MAX_NEW" --eval-every 0 --eval-problems 0
+      --seed "$1" --sample-seed "$1" --threads 1 --quiet)
+  ev=(--problems $data/test.jsonl --limit "$EVAL_PROBLEMS" --samples "$EVAL_SAMPLES" --max-new "$MAX_NEW"
+      --temperature "$TEMPERATURE" --seed "$1" --threads 1 --quiet)
 }
 
-arms 1 & a=$!
-arms 2 & b=$!
-wait $a; wait $b
-arms 3
+# The pool's jobs: one arm's training and its evaluation, or one evaluation of a
+# starting point. job_ARM SEED.
+job_grpo() { local s=$1 d=$out/seed$1 rl ev; args "$s"
+  step "$s" grpo "$ts" grpo --init $ch7/seed$s/sft --template r1 --out "$d/grpo" --steps "$STEPS" "${rl[@]}"
+  step "$s" eval-grpo "$ts" evaluate --model "$d/grpo" --template r1 --label grpo "${ev[@]}" --csv "$d/grpo.csv"; }
+job_rft() { local s=$1 d=$out/seed$1 rl ev; args "$s"
+  step "$s" rft "$ts" grpo --algo rft --init $ch7/seed$s/sft --template r1 --out "$d/rft" --steps "$STEPS" "${rl[@]}"
+  step "$s" eval-rft "$ts" evaluate --model "$d/rft" --template r1 --label rft "${ev[@]}" --csv "$d/rft.csv"; }
+job_ppo() { local s=$1 d=$out/seed$1 rl ev; args "$s"
+  step "$s" ppo "$ts" grpo --algo ppo --init $ch7/seed$s/sft --template r1 --out "$d/ppo" --steps "$STEPS" "${rl[@]}"
+  step "$s" eval-ppo "$ts" evaluate --model "$d/ppo" --template r1 --label ppo "${ev[@]}" --csv "$d/ppo.csv"; }
+job_sftmore() { local s=$1 d=$out/seed$1 ev; args "$s"
+  step "$s" sftmore "$ts" sft --init $ch7/seed$s/sft --data $data --out "$d/sftmore" --steps "$STEPS" --batch 16 \
+    --lr "$LR" --min-lr "$LR" --warmup 0 --eval-every 0 --seed "$s" --threads 1 --quiet
+  step "$s" eval-sftmore "$ts" evaluate --model "$d/sftmore" --template r1 --label sftmore "${ev[@]}" --csv "$d/sftmore.csv"; }
+job_zero() { local s=$1 d=$out/seed$1 rl ev f same=1; args "$s"
+  step "$s" zero "$ts" grpo --init $ch7/base --template r1-zero --out "$d/zero" --steps "$ZERO_STEPS" "${rl[@]}"
+  for f in model.safetensors config.json tokenizer.json; do cmp -s "$d/zero/$f" "$ch7/base/$f" || same=0; done
+  if (( same )) && [[ -f $d/base.csv && -f $d/base.reused ]]; then
+    sed 's/^base,/zero,/' "$d/base.csv" >"$d/zero.csv"
+    echo "the weights are the base model's, byte for byte: its evaluation is the base's ($d/base.csv), relabelled" >"$d/eval-zero.log"
+  else
+    step "$s" eval-zero "$ts" evaluate --model "$d/zero" --template r1-zero --label zero "${ev[@]}" --csv "$d/zero.csv"
+  fi; }
+job_zeroq() { local s=$1 d=$out/seed$1 rl ev; args "$s"
+  step "$s" zeroq "$ts" grpo --init $ch7/base --template question --out "$d/zeroq" --steps "$STEPS" "${rl[@]}"
+  step "$s" eval-zeroq "$ts" evaluate --model "$d/zeroq" --template question --label zeroq "${ev[@]}" --csv "$d/zeroq.csv"; }
+job_sft() { local s=$1 d=$out/seed$1 ev; args "$s"
+  step "$s" eval-sft "$ts" evaluate --model $ch7/seed$s/sft --template r1 --label sft "${ev[@]}" --csv "$d/sft.csv"; }
+job_base() { local s=$1 d=$out/seed$1 ev; args "$s"
+  step "$s" eval-base "$ts" evaluate --model $ch7/base --template r1-zero --label base "${ev[@]}" --csv "$d/base.csv"; }
+
+# reuse SEED MODEL ARGS...: copy chapter 7's evaluation of MODEL for seed SEED when
+# it ran `tinyseek evaluate ARGS` (its MODEL.args), true when it did.
+reuse() {
+  local s=$1 m=$2 d=$out/seed$1 src=$ch7/seed$1/$2; shift 2
+  [[ -f $src.args && -f $src.csv && "$(cat "$src.args")" == "evaluate $*" ]] || return 1
+  cp "$src.csv" "$d/$m.csv"
+  echo "chapter 7's evaluation, the same command: $src.csv" >"$d/eval-$m.log"
+  touch "$d/$m.reused"
+}
+job_baseq() { local s=$1 d=$out/seed$1 ev; args "$s"
+  step "$s" eval-baseq "$ts" evaluate --model $ch7/base --template question --label baseq "${ev[@]}" --csv "$d/baseq.csv"; }
+
+source scripts/pool.sh
+jobs=()
+for s in 1 2 3; do
+  mkdir -p "$out/seed$s"
+  args "$s"
+  reuse "$s" sft --model $ch7/seed$s/sft --template r1 --label sft "${ev[@]}" || jobs+=("$s sft")
+  reuse "$s" base --model $ch7/base --template r1-zero --label base "${ev[@]}" || jobs+=("$s base")
+done
+(( ${#jobs[@]} == 0 )) || echo "ch08: evaluating what chapter 7 did not evaluate the same way: ${jobs[*]}"
+# Longest first (seconds per seed at 100 steps and 8 samples, roughly: zeroq 46,
+# grpo 28, ppo 28, rft 25, base 21, baseq 10, zero 8 at 4 steps (and its evaluation
+# the base's), sftmore 7, sft 3).
+for j in zeroq grpo ppo rft base baseq zero sftmore sft; do
+  for s in 1 2 3; do
+    [[ $j != sft && $j != base ]] || [[ " ${jobs[*]} " == *" $s $j "* ]] || continue
+    pool_run "seed $s $j" "job_$j" "$s"
+  done
+done
+pool_wait || { echo "ch08-runs: a job failed (above)" >&2; exit 1; }
 elapsed=$(( $(date +%s) - start ))
 python3 scripts/ch08-table.py "$out" "$elapsed" | tee "$out/summary.txt"
 

@@ -12,7 +12,8 @@ standard deviation over the seeds:
   OUTDIR/passk.csv          k, then mean and sd of pass@k for each model
   OUTDIR/curves.csv         step, then mean and sd over seeds of each RL arm's reward, accuracy, length, KL
   OUTDIR/training.csv       per RL arm: rollout metrics over its first and last 20 steps
-  OUTDIR/run.csv            seconds of the whole experiment, per arm: seconds per step and peak memory
+  OUTDIR/run.csv            seconds of the whole experiment, per arm: seconds per step and peak memory,
+                            the sizes, and how many evaluations were chapter 7's or the base's
 and prints the table the chapter quotes."""
 import csv
 import glob
@@ -97,8 +98,14 @@ with open(os.path.join(out, "run.csv"), "w", newline="") as f:
         return hashlib.sha256(open(path, "rb").read()).hexdigest() if os.path.exists(path) else None
     base = digest(os.path.join(os.environ.get("CH7", "runs/ch07"), "base", "model.safetensors"))
     unchanged = sum(base is not None and digest(os.path.join(sd, "zero", "model.safetensors")) == base for sd in seeds)
-    w.writerow(names + [e.lower() for e in env] + ["problems", "zero_seeds_weights_unchanged"])
-    w.writerow(vals + [os.environ.get(e, "") for e in env] + [rows[("sft", "all")][0]["problems"], unchanged])
+    # Evaluations not run again: chapter 7's, copied (MODEL.reused), and R1-Zero's when it is the base's.
+    reused = sum(len(glob.glob(os.path.join(sd, "*.reused"))) for sd in seeds)
+    relabelled = sum(open(os.path.join(sd, "eval-zero.log")).read().startswith("the weights are the base")
+                     for sd in seeds if os.path.exists(os.path.join(sd, "eval-zero.log")))
+    w.writerow(names + [e.lower() for e in env] + ["problems", "zero_seeds_weights_unchanged", "evals_from_ch7",
+                                                   "zero_evals_relabelled"])
+    w.writerow(vals + [os.environ.get(e, "") for e in env] + [rows[("sft", "all")][0]["problems"], unchanged, reused,
+                                                              relabelled])
 
 n = rows[("sft", "all")][0]["problems"]
 print(f"chapter 8: {len(seeds)} seeds, {n} test problems, {rows[('sft', 'all')][0]['samples']} samples each, "
