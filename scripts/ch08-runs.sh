@@ -39,8 +39,10 @@ done
 mkdir -p "$out"
 start=$(date +%s)
 # RL prompts: rl_train.jsonl's problems of difficulty >= RL_MIN_DIFFICULTY. Chapter 7's
-# SFT model already answers almost every difficulty-2 problem, and a group whose
+# SFT model already answers most difficulty-2 problems, and a group whose
 # completions are all right has zero advantage: it costs a rollout and teaches nothing.
+# The price (the book run, 4000-step base): the arms from the SFT model gain at
+# difficulty 3 and lose much of difficulty 2, which they are never shown (chapter 8).
 python3 - "$data/rl_train.jsonl" "$RL_MIN_DIFFICULTY" >"$out/rl_prompts.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
