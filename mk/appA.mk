@@ -19,7 +19,8 @@ endif
 CUDA_ARCH ?= sm_90
 # Where libcudart_static.a lies, as nvcc itself reports it (its LIBRARIES line, the -L that is not
 # stubs/): /usr/local/bin/nvcc may be a wrapper script, so the path of nvcc alone does not tell.
-CUDA_LIBDIR := $(if $(NVCC),$(lastword $(shell $(NVCC) -dryrun -o /dev/null x.cu 2>&1 | \
+# Expanded only when the link runs (=, not :=), so other targets never start nvcc.
+CUDA_LIBDIR = $(if $(NVCC),$(lastword $(shell $(NVCC) -dryrun -o /dev/null x.cu 2>&1 | \
                  sed -n 's/^\#\$$ LIBRARIES=//p' | tr -d '"' | tr ' ' '\n' | sed -n 's/^-L//p' | grep -v '/stubs$$')))
 CUDA_BUILD := $(BUILD)/cuda
 CUDA_BIN := $(CUDA_BUILD)/mla_decode

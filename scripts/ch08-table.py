@@ -23,7 +23,7 @@ import re
 import statistics
 import sys
 
-from posttrain_table import col, load, stat, write_summaries
+from posttrain_table import col, load, print_table, stat, write_summaries
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 MODELS = ["base", "zero", "baseq", "zeroq", "sft", "sftmore", "rft", "ppo", "grpo"]
@@ -110,11 +110,4 @@ with open(os.path.join(out, "run.csv"), "w", newline="") as f:
 n = rows[("sft", "all")][0]["problems"]
 print(f"chapter 8: {len(seeds)} seeds, {n} test problems, {rows[('sft', 'all')][0]['samples']} samples each, "
       f"{elapsed} s in all")
-print(f"{'model':<8} {'greedy pass@1':>15} {'pass@1':>15} {'maj@k':>15} {'pass@' + kmax[8:]:>15} {'format':>15} {'length':>7}")
-for m in MODELS:
-    rs = rows[(m, "all")]
-    cells = ["%.3f ± %.3f" % col(rs, c) for c in ("greedy_pass1", "pass1", "maj_at_n", kmax, "format_rate")]
-    print(f"{m:<8} " + " ".join(f"{c:>15}" for c in cells) + f" {col(rs, 'mean_len')[0]:7.1f}")
-print("by difficulty (sampled pass@1):")
-for d in diffs:
-    print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + col(rows[(m, d)], "pass1")) for m in MODELS))
+print_table(rows, MODELS, kmax, diffs, 8)

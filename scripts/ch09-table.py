@@ -29,7 +29,7 @@ import re
 import statistics
 import sys
 
-from posttrain_table import col, load, stat, write_summaries
+from posttrain_table import col, load, print_table, stat, write_summaries
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 MODELS = ["teacher", "sft", "grpo", "grpo3", "seqkd", "logitkd", "logitkd_t2"]
@@ -163,13 +163,6 @@ print(f"chapter 9: {len(seeds)} seeds, {n} test problems, {rows[('sft', 'all')][
       f"{elapsed} s in all")
 print(f"teacher: chapter 8's {teacher_arm}; the teacher kept {kept_mean:.1f} ± {kept_sd:.1f} of its "
       f"{teacher_samples} samples per seed for sequence KD")
-print(f"{'model':<10} {'greedy pass@1':>15} {'pass@1':>15} {'maj@k':>15} {'pass@' + kmax[8:]:>15} {'format':>15} {'length':>7}")
-for m in MODELS:
-    rs = rows[(m, "all")]
-    cells = ["%.3f ± %.3f" % col(rs, c) for c in ("greedy_pass1", "pass1", "maj_at_n", kmax, "format_rate")]
-    print(f"{m:<10} " + " ".join(f"{c:>15}" for c in cells) + f" {col(rs, 'mean_len')[0]:7.1f}")
-print("by difficulty (sampled pass@1):")
-for d in diffs:
-    print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + col(rows[(m, d)], "pass1")) for m in MODELS))
+print_table(rows, MODELS, kmax, diffs, 10)
 print("per seed (sampled pass@1): " + "  ".join(
     m + " " + "/".join("%.3f" % float(r["pass1"]) for r in rows[(m, "all")]) for m in MODELS))

@@ -67,3 +67,17 @@ def write_summaries(out, models, labels, seeds, rows):
         for c in ks:
             w.writerow([c[len("pass_at_"):]] + [f"{v:.4f}" for m in models for v in col(rows[(m, "all")], c)])
     return ks, kmax, diffs
+
+
+def print_table(rows, models, kmax, diffs, width):
+    """Print the models' mean ± sd table (greedy pass@1, pass@1, maj@k, pass@k, format, length),
+    then sampled pass@1 by difficulty: the summary both chapters 8 and 9 end with."""
+    print(f"{'model':<{width}} {'greedy pass@1':>15} {'pass@1':>15} {'maj@k':>15} {'pass@' + kmax[8:]:>15} "
+          f"{'format':>15} {'length':>7}")
+    for m in models:
+        rs = rows[(m, "all")]
+        cells = ["%.3f ± %.3f" % col(rs, c) for c in ("greedy_pass1", "pass1", "maj_at_n", kmax, "format_rate")]
+        print(f"{m:<{width}} " + " ".join(f"{c:>15}" for c in cells) + f" {col(rs, 'mean_len')[0]:7.1f}")
+    print("by difficulty (sampled pass@1):")
+    for d in diffs:
+        print(f"  {d}: " + "  ".join("%s %.3f ± %.3f" % ((m,) + col(rows[(m, d)], "pass1")) for m in models))

@@ -46,41 +46,19 @@ uint8_t ts_e4m3_encode(float x) {
 }
 //! [e4m3-encode]
 
-/* The same rounding on the float's bit pattern. A normal float's bits, read as an integer, are
+/* codes[i] = the E4M3 code of x[i] / s (of x[i] itself when s is 0), for a row of a tile:
+ * ts_e4m3_encode()'s rounding done on the float's bit pattern, without branches (every case
+ * computed, then selected), so that it vectorises. A normal float's bits, read as an integer, are
  * (biased exponent, 23-bit fraction) side by side, and E4M3 keeps the top 3 fraction bits: add
  * half of the 20 dropped bits (minus one unless the kept part is odd: ties to even) and shift
  * them out. A carry out of the fraction increments the exponent, exactly as rounding up into the
  * next binade should. E4M3's exponent bias is 7 and float's 127, so the code is the shifted
- * value less 120·8. Saturation, NaN and the subnormal range are ts_e4m3_encode()'s own lines. */
-static inline uint8_t encode_bits(float x) {
-#ifdef TS_F64  // the gradient-check build reads float as double: no float bit pattern to use
-    return ts_e4m3_encode(x);
-#else
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
-    uint32_t a = u & 0x7FFFFFFFu;
-    if (a > 0x7F800000u) return sign | TS_E4M3_NAN_CODE;  // NaN
-    if (a >= 0x43E00000u) return sign | TS_E4M3_MAX_CODE; // 448 and above, Inf too
-    if (a < 0x3C800000u) {                                // below 2^-6
-        float f;
-        memcpy(&f, &a, sizeof f);
-        return sign | (uint8_t)rintf(f * 512.0f);
-    }
-    a += 0x7FFFFu + ((a >> 20) & 1u);
-    return sign | (uint8_t)((a >> 20) - (120u << 3));
-#endif
-}
-
-uint8_t ts_e4m3_encode_bits(float x) { return encode_bits(x); }
-
-/* codes[i] = encode_bits(x[i] / s) (x[i] itself when s is 0), for a row of a tile: encode_bits
- * written without branches (every case computed, then selected), so that it vectorises. */
+ * value less 120·8. Saturation, NaN and the subnormal range are ts_e4m3_encode()'s own rules. */
 TS_VECTOR
 static void encode_span(uint8_t *restrict codes, const float *restrict x, float s, int n) {
     for (int i = 0; i < n; i++) {
         float v = s > 0.0f ? x[i] / s : x[i];
-#ifdef TS_F64
+#ifdef TS_F64  // the gradient-check build reads float as double: no float bit pattern to use
         codes[i] = ts_e4m3_encode(v);
 #else
         uint32_t u;
@@ -88,14 +66,21 @@ static void encode_span(uint8_t *restrict codes, const float *restrict x, float 
         uint32_t a = u & 0x7FFFFFFFu, sign = (u >> 24) & 0x80u;
         float f;
         memcpy(&f, &a, sizeof f);
-        uint32_t sub = (uint32_t)(int32_t)rintf(f * 512.0f);
+        uint32_t sub = (uint32_t)(int32_t)rintf(f * 512.0f);                        // below 2^-6
         uint32_t normal = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - (120u << 3);
         uint32_t c = a < 0x3C800000u ? sub : normal;
-        c = a >= 0x43E00000u ? TS_E4M3_MAX_CODE : c;
-        c = a > 0x7F800000u ? TS_E4M3_NAN_CODE : c;
+        c = a >= 0x43E00000u ? TS_E4M3_MAX_CODE : c;                                // 448 and above, Inf
+        c = a > 0x7F800000u ? TS_E4M3_NAN_CODE : c;                                 // NaN
         codes[i] = (uint8_t)(sign | (c & 0xFFu));
 #endif
     }
+}
+
+/* One value through the quantiser's encoder, for the test that compares it with ts_e4m3_encode(). */
+uint8_t ts_e4m3_encode_bits(float x) {
+    uint8_t c;
+    encode_span(&c, &x, 0.0f, 1);
+    return c;
 }
 
 //! [e4m3-decode]

@@ -77,9 +77,10 @@
  */
 uint8_t ts_e4m3_encode(float x);
 
-/** @brief ts_e4m3_encode() on the float's bits, for the quantiser's inner loop: the same code for
- *  every float (a test compares the two on a stride through all 2^32 bit patterns), several times
- *  faster, since it rounds by integer addition instead of frexpf and rintf. */
+/** @brief ts_e4m3_encode() on the float's bits, as the quantiser encodes (one value through its
+ *  branchless row encoder): the same code for every float (a test compares the two on a stride
+ *  through all 2^32 bit patterns), and it vectorises, since it rounds by integer addition instead
+ *  of frexpf and rintf. */
 uint8_t ts_e4m3_encode_bits(float x);
 
 /** @brief E4M3 code → float (exact: every E4M3 value is a float); 0x7F and 0xFF give NaN. */
